@@ -1,0 +1,100 @@
+"""Fixtures: a fresh database on the real MariaDB for every test, and an app built on it.
+
+The stack (`make run`) provides MariaDB and a test user allowed to create databases named
+mp3test_*; dev/test.sh puts its credentials (TEST_MYSQL_*) in the environment.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+
+import MySQLdb
+import pytest
+
+from auth_service import create_app, schema, security
+
+TEST_JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+
+
+def _admin_connection(db: str | None = None):
+    kwargs = {"db": db} if db else {}
+    return MySQLdb.connect(
+        host=os.environ.get("MYSQL_HOST", "127.0.0.1"),
+        port=int(os.environ.get("MYSQL_PORT", "3306")),
+        user=os.environ["TEST_MYSQL_USER"],
+        passwd=os.environ["TEST_MYSQL_PASSWORD"],
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def database():
+    name = f"mp3test_{uuid.uuid4().hex[:12]}"
+    connection = _admin_connection()
+    connection.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    connection.select_db(name)
+    schema.apply(connection.cursor())
+    connection.commit()
+    yield name
+    connection.cursor().execute(f"DROP DATABASE `{name}`")
+    connection.close()
+
+
+@pytest.fixture
+def environ(database):
+    return {
+        "APP_ENV": "development",
+        "MYSQL_HOST": os.environ.get("MYSQL_HOST", "127.0.0.1"),
+        "MYSQL_PORT": os.environ.get("MYSQL_PORT", "3306"),
+        "MYSQL_USER": os.environ["TEST_MYSQL_USER"],
+        "MYSQL_PASSWORD": os.environ["TEST_MYSQL_PASSWORD"],
+        "MYSQL_DB": database,
+        "JWT_SECRET": TEST_JWT_SECRET,
+    }
+
+
+@pytest.fixture
+def app(environ):
+    return create_app(environ)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def rows(database):
+    """Read the user table directly, to check what the service really stored."""
+
+    def read():
+        connection = _admin_connection(database)
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT email, password_hash FROM user ORDER BY id")
+            return cursor.fetchall()
+        finally:
+            connection.close()
+
+    return read
+
+
+@pytest.fixture
+def user(database):
+    """A user inserted straight into the table: (email, password)."""
+    email, password = "alice@example.com", "correct horse battery"
+    connection = _admin_connection(database)
+    connection.cursor().execute(
+        "INSERT INTO user (email, password_hash) VALUES (%s, %s)",
+        (email, security.hash_password(password)),
+    )
+    connection.commit()
+    connection.close()
+    return email, password
+
+
+def basic(username: str, password: str) -> dict:
+    raw = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}

@@ -1,0 +1,128 @@
+import base64
+import time
+
+import jwt
+import pytest
+from conftest import TEST_JWT_SECRET, basic
+
+from auth_service import create_app
+
+
+def test_good_login_returns_a_jwt_for_the_user(client, user):
+    email, password = user
+    response = client.post("/login", headers=basic(email, password))
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    claims = jwt.decode(response.get_data(as_text=True), TEST_JWT_SECRET, algorithms=["HS256"])
+    assert claims["sub"] == email
+    assert claims["exp"] - claims["iat"] == 86400
+    assert "admin" not in claims
+
+
+def test_email_is_case_insensitive(client, user):
+    email, password = user
+    response = client.post("/login", headers=basic(email.upper(), password))
+    assert response.status_code == 200
+
+
+def test_wrong_password_and_unknown_user_get_the_same_answer(client, user):
+    email, password = user
+    wrong = client.post("/login", headers=basic(email, password + "x"))
+    unknown = client.post("/login", headers=basic("nobody@example.com", password))
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.get_json() == unknown.get_json()
+    assert wrong.get_json()["error"] == "invalid_credentials"
+    assert wrong.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_unknown_user_costs_as_much_as_a_wrong_password(client, user):
+    """Without the dummy hash an unknown email answers ~50x faster: an account oracle."""
+    email, password = user
+
+    def elapsed(name):
+        start = time.perf_counter()
+        for _ in range(5):
+            client.post("/login", headers=basic(name, "wrong password"))
+        return time.perf_counter() - start
+
+    wrong, unknown = elapsed(email), elapsed("nobody@example.com")
+    assert unknown > 0.5 * wrong, (unknown, wrong)
+
+
+def _raw(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Basic",
+        "Basic !!!not-base64!!!",
+        f"Basic {_raw('no-colon-at-all')}",
+        f"Basic {_raw(':password-without-user')}",
+        f"Basic {_raw('alice@example.com:')}",
+        "Bearer some.jwt.token",
+        "Digest username=alice",
+    ],
+    ids=[
+        "none",
+        "empty",
+        "basic-alone",
+        "not-base64",
+        "no-colon",
+        "no-user",
+        "no-password",
+        "bearer",
+        "digest",
+    ],
+)
+def test_missing_or_malformed_credentials_are_401(client, user, authorization):
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = client.post("/login", headers=headers)
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "missing_credentials"
+    assert "curl -u" in response.get_json()["message"]
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "' OR '1'='1",
+        "alice@example.com' -- ",
+        "alice@example.com'; DROP TABLE user; --",
+        '" OR ""="',
+        "%",
+        "alice@example.com\x00",
+    ],
+)
+def test_sql_injection_in_the_email_logs_nobody_in(client, user, rows, email):
+    _, password = user
+    response = client.post("/login", headers=basic(email, password))
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "invalid_credentials"
+    assert [r[0] for r in rows()] == ["alice@example.com"]
+
+
+def test_get_on_login_is_a_json_405(client):
+    response = client.get("/login")
+    assert response.status_code == 405
+    assert response.get_json()["error"] == "method_not_allowed"
+
+
+def test_database_down_is_503_json_not_500(environ, user):
+    # A port nothing listens on: a real refused connection, not a mock.
+    app = create_app({**environ, "MYSQL_PORT": "1", "MYSQL_CONNECT_TIMEOUT": "1"})
+    response = app.test_client().post("/login", headers=basic(*user))
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "database_unavailable"
+
+
+def test_readyz_says_whether_mysql_answers(client, environ):
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").get_json() == {"status": "ready"}
+    down = create_app({**environ, "MYSQL_PORT": "1", "MYSQL_CONNECT_TIMEOUT": "1"})
+    response = down.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "database_unavailable"

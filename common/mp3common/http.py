@@ -1,0 +1,55 @@
+"""One JSON error shape for every HTTP service: {"error": code, "message": what to do}."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """Raised by a view to answer with `status` and a JSON body a person can act on."""
+
+    def __init__(
+        self, status: int, error: str, message: str, *, headers: dict | None = None, **extra: object
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def error_response(
+    status: int, error: str, message: str, headers: dict | None = None, **extra: object
+):
+    body = {"error": error, "message": message, **extra}
+    response = jsonify(body)
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Turn every error, ours or Werkzeug's or unexpected, into the same JSON shape."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.error, exc.message, exc.headers, **exc.extra)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(
+            500, "internal_error", "Something went wrong on our side; try again later."
+        )
