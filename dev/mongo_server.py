@@ -91,7 +91,9 @@ def patch_mongoeco() -> None:
         state = self._state.get(command_document.get("getMore"))
         if state is not None and state.remaining_batch:
             requested = command_document.get("batchSize")
-            valid = isinstance(requested, int) and not isinstance(requested, bool) and requested >= 0
+            valid = (
+                isinstance(requested, int) and not isinstance(requested, bool) and requested >= 0
+            )
             if requested is None or valid:  # invalid values: mongoeco raises as before
                 fit = _docs_within_limit(state.remaining_batch, requested)
                 if fit < len(state.remaining_batch) and (not requested or fit < requested):
@@ -121,7 +123,9 @@ async def serve(host: str, port: int) -> None:
     server = AsyncMongoEcoProxyServer(engine=MemoryEngine(), host=host, port=port)
     address = await server.start()
     try:
-        log.info("mongoeco wire server (in-memory engine) listening on %s:%d", address.host, address.port)
+        log.info(
+            "mongoeco wire server (in-memory engine) listening on %s:%d", address.host, address.port
+        )
         await stop.wait()
         log.info("shutting down")
     finally:

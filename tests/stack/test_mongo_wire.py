@@ -128,7 +128,9 @@ def test_find_over_48mb_without_batch_size(db):
         seen.append(doc["n"])
     assert seen == list(range(20))
     # An explicit batchSize bigger than 16 MiB worth of documents, and aggregate.
-    assert [d["n"] for d in db.blobs.find({}, {"n": 1, "data": 1}).sort("n", DESCENDING).batch_size(50)] == list(range(19, -1, -1))
+    assert [
+        d["n"] for d in db.blobs.find({}, {"n": 1, "data": 1}).sort("n", DESCENDING).batch_size(50)
+    ] == list(range(19, -1, -1))
     agg = list(db.blobs.aggregate([{"$sort": {"n": 1}}, {"$project": {"n": 1, "data": 1}}]))
     assert [d["n"] for d in agg] == list(range(20))
     assert all(len(d["data"]) == blob_size for d in agg)
@@ -164,7 +166,9 @@ def test_gridfs_bucket_put_get_find_delete(db):
         for spec in chunk_indexes.values()
     ), chunk_indexes
     file_indexes = db["audio.files"].index_information()
-    assert any(spec["key"] == [("filename", 1), ("uploadDate", 1)] for spec in file_indexes.values())
+    assert any(
+        spec["key"] == [("filename", 1), ("uploadDate", 1)] for spec in file_indexes.values()
+    )
 
     bucket.delete(id1)
     with pytest.raises(gridfs.errors.NoFile):
@@ -196,7 +200,9 @@ def test_legacy_gridfs_put_get_exists_delete(db):
 def test_job_documents_and_indexes(db):
     jobs = db.jobs
     assert jobs.create_index("job_id", unique=True) == "job_id_1"
-    assert jobs.create_index([("status", ASCENDING), ("created", DESCENDING)]) == "status_1_created_-1"
+    assert (
+        jobs.create_index([("status", ASCENDING), ("created", DESCENDING)]) == "status_1_created_-1"
+    )
     indexes = jobs.index_information()
     assert indexes["job_id_1"].get("unique") is True
     assert indexes["status_1_created_-1"]["key"] == [("status", 1), ("created", -1)]
@@ -206,12 +212,18 @@ def test_job_documents_and_indexes(db):
         jobs.insert_one({"job_id": "j03", "status": "queued", "created": 99})
     assert jobs.count_documents({}) == 12
 
-    page = [d["job_id"] for d in jobs.find({"status": "queued"}, sort=[("created", DESCENDING)], skip=2, limit=3)]
+    page = [
+        d["job_id"]
+        for d in jobs.find({"status": "queued"}, sort=[("created", DESCENDING)], skip=2, limit=3)
+    ]
     assert page == ["j09", "j08", "j07"]
 
     res = jobs.update_one({"job_id": "j00"}, {"$set": {"status": "done", "mp3_id": "x"}})
     assert (res.matched_count, res.modified_count) == (1, 1)
-    assert jobs.find_one({"job_id": "j00"}, {"_id": 0, "status": 1, "mp3_id": 1}) == {"status": "done", "mp3_id": "x"}
+    assert jobs.find_one({"job_id": "j00"}, {"_id": 0, "status": 1, "mp3_id": 1}) == {
+        "status": "done",
+        "mp3_id": "x",
+    }
 
     claimed = jobs.find_one_and_update(
         {"status": "queued"},
@@ -316,7 +328,8 @@ def test_concurrent_gridfs_writes_processes(db):
         bucket = gridfs.GridFSBucket(client[dbname])
         for k in range(3):
             data = random.Random(proc * 10 + k).randbytes(2 * 1024 * 1024 + proc)
-            fid = bucket.upload_from_stream(f"p{proc}-{k}", data, metadata={"sha": hashlib.sha256(data).hexdigest()})
+            sha = hashlib.sha256(data).hexdigest()
+            bucket.upload_from_stream(f"p{proc}-{k}", data, metadata={"sha": sha})
         client.close()
         """
     )
@@ -328,7 +341,9 @@ def test_concurrent_gridfs_writes_processes(db):
 
     bucket = gridfs.GridFSBucket(db)
     files = list(bucket.find({}))
-    assert sorted(f.filename for f in files) == sorted(f"p{p}-{k}" for p in range(4) for k in range(3))
+    assert sorted(f.filename for f in files) == sorted(
+        f"p{p}-{k}" for p in range(4) for k in range(3)
+    )
     for f in files:
         proc = int(f.filename[1:].split("-")[0])
         assert f.length == 2 * MiB + proc
