@@ -1,0 +1,379 @@
+"""RabbitMQ, the same way for every service: topology, confirmed publishing, the consumer.
+
+The reference never declared its queues and had no acknowledgement discipline, so a
+video without audio raised inside the callback and came back forever. Here:
+
+* Every queue is declared in code, identically by producers and consumers
+  (`declare_queue`): a durable quorum queue with a delivery limit, whose rejected or
+  over-delivered messages go to `<queue>.dlq`.
+* `Publisher` publishes persistent JSON with publisher confirms, and re-opens its
+  connection when the broker dropped it (the reference's "500 after idle time").
+* `Consumer` is the one consumer contract, shared by the converter and the notification
+  service: prefetch 1; the handler runs on a worker thread while the connection keeps
+  being serviced (heartbeats); ack only after the handler and its follow-up publishes
+  succeed; `PermanentError` → reject to the dead-letter queue; anything else → requeue,
+  bounded by the queue's delivery limit; reconnect with capped backoff; SIGTERM gives the
+  current job a grace period, then hands it back unacknowledged.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pika
+import pika.exceptions
+
+from .logs import request_id
+
+log = logging.getLogger(__name__)
+
+#: How many times a message may be delivered before the broker dead-letters it.
+DELIVERY_LIMIT = 5
+REQUEST_ID_HEADER = "x-request-id"
+
+
+class PermanentError(Exception):
+    """The message can never succeed (bad input): dead-letter it, do not retry."""
+
+
+class PublishError(Exception):
+    """The broker did not confirm the message; nothing can be assumed about it."""
+
+
+def dead_letter_queue(queue: str) -> str:
+    return f"{queue}.dlq"
+
+
+def declare_queue(channel, queue: str, *, delivery_limit: int = DELIVERY_LIMIT) -> None:
+    """Declare `queue` and its dead-letter queue; every side calls this with the same values.
+
+    Quorum queues count deliveries themselves (`x-delivery-limit`), so a message that keeps
+    failing, or keeps killing its consumer, ends in `<queue>.dlq` instead of looping. The
+    at-least-once dead-letter strategy (which needs `reject-publish` overflow) means a
+    dead-lettered message is not lost on its way to the DLQ.
+    """
+    dlq = dead_letter_queue(queue)
+    channel.queue_declare(queue=dlq, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_declare(
+        queue=queue,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": delivery_limit,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": dlq,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        },
+    )
+
+
+def connection_parameters(url: str, name: str, *, heartbeat: int = 30, timeout: float = 5.0):
+    """Bounded timeouts everywhere, and a name that shows in the management UI."""
+    parameters = pika.URLParameters(url)
+    parameters.client_properties = {"connection_name": name}
+    parameters.heartbeat = heartbeat
+    parameters.blocked_connection_timeout = timeout * 6
+    parameters.socket_timeout = timeout
+    parameters.stack_timeout = timeout * 2
+    parameters.connection_attempts = 1
+    return parameters
+
+
+def _properties(headers: dict | None) -> pika.BasicProperties:
+    headers = dict(headers or {})
+    rid = request_id.get()
+    if rid and REQUEST_ID_HEADER not in headers:
+        headers[REQUEST_ID_HEADER] = rid
+    return pika.BasicProperties(
+        content_type="application/json",
+        delivery_mode=pika.DeliveryMode.Persistent,
+        message_id=uuid.uuid4().hex,
+        headers=headers,
+    )
+
+
+def _publish_confirmed(channel, queue: str, body: dict, headers: dict | None) -> None:
+    channel.basic_publish(
+        exchange="",
+        routing_key=queue,
+        body=json.dumps(body).encode(),
+        properties=_properties(headers),
+        mandatory=True,
+    )
+
+
+class Publisher:
+    """One confirmed-publish connection per process, re-opened whenever it has died.
+
+    Thread-safe: a lock serialises use of the one connection (pika's blocking connection is
+    not thread-safe), which is cheap next to the upload that precedes each publish.
+    """
+
+    def __init__(
+        self, url: str, queues: Iterable[str], *, name: str = "publisher", timeout: float = 5.0
+    ) -> None:
+        self._url = url
+        self._name = name
+        self._queues = tuple(queues)
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._connection = None
+        self._channel = None
+
+    def _open(self):
+        if self._channel is not None and self._channel.is_open and self._connection.is_open:
+            return self._channel
+        self._close_quietly()
+        self._connection = pika.BlockingConnection(
+            connection_parameters(self._url, self._name, timeout=self._timeout)
+        )
+        channel = self._connection.channel()
+        channel.confirm_delivery()
+        for queue in self._queues:
+            declare_queue(channel, queue)
+        self._channel = channel
+        return channel
+
+    def _close_quietly(self) -> None:
+        if self._connection is not None:
+            try:
+                if self._connection.is_open:
+                    self._connection.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away either way
+                log.debug("closing a dead AMQP connection failed", exc_info=True)
+        self._connection = self._channel = None
+
+    def publish(self, queue: str, body: dict, headers: dict | None = None) -> None:
+        """Publish persistently and wait for the broker's confirm; raise PublishError if not."""
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    channel = self._open()
+                    # Lets pika notice a connection the broker closed while we were idle.
+                    self._connection.process_data_events(0)
+                    channel = self._open()
+                    _publish_confirmed(channel, queue, body, headers)
+                    return
+                except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+                    raise PublishError(f"the broker refused the message: {exc!r}") from exc
+                except (pika.exceptions.AMQPError, OSError) as exc:
+                    self._close_quietly()
+                    if attempt == 2:
+                        raise PublishError(f"RabbitMQ is unavailable: {exc!r}") from exc
+                    log.warning("AMQP connection lost (%r); reconnecting once", exc)
+
+    def check(self) -> None:
+        """Raise PublishError unless the broker answers (for readiness probes)."""
+        with self._lock:
+            try:
+                self._open()
+                self._connection.process_data_events(0)
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                self._close_quietly()
+                raise PublishError(f"RabbitMQ is unavailable: {exc!r}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_quietly()
+
+
+@dataclass
+class Delivery:
+    """A message handed to a handler: the JSON body and what the broker said about it."""
+
+    body: dict
+    headers: dict
+    redelivered: bool
+    delivery_count: int
+
+
+@dataclass
+class Outgoing:
+    """A message a handler wants published, confirmed, before its own message is acked."""
+
+    queue: str
+    body: dict
+    headers: dict = field(default_factory=dict)
+
+
+#: A handler gets the delivery and an event set when the worker is asked to stop (it may
+#: give up early, by raising); it returns the messages to publish before the ack.
+Handler = Callable[[Delivery, threading.Event], Iterable[Outgoing] | None]
+
+
+class Consumer:
+    """Consume `queue` one message at a time under the contract in this module's docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        queue: str,
+        handler: Handler,
+        *,
+        publishes_to: Iterable[str] = (),
+        heartbeat_file: str | None = None,
+        stop_grace_seconds: float = 30.0,
+        max_backoff_seconds: float = 30.0,
+        heartbeat: int = 30,
+        name: str | None = None,
+    ) -> None:
+        self.queue = queue
+        self._name = name or f"consumer of {queue}"
+        self._url = url
+        self._handler = handler
+        self._publishes_to = tuple(publishes_to)
+        self._heartbeat_file = Path(heartbeat_file) if heartbeat_file else None
+        self._stop_grace = stop_grace_seconds
+        self._max_backoff = max_backoff_seconds
+        self._heartbeat = heartbeat
+        self.stopping = threading.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{queue}-job")
+        self.ready = threading.Event()
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stop())
+
+    def stop(self) -> None:
+        if not self.stopping.is_set():
+            log.info("stop requested; finishing or handing back the current message")
+        self.stopping.set()
+
+    def run(self) -> None:
+        """Consume until stopped; reconnect on connection errors, give up on channel errors."""
+        backoff = 1.0
+        while not self.stopping.is_set():
+            try:
+                self._consume()
+                backoff = 1.0
+            except pika.exceptions.AMQPChannelError:
+                log.exception(
+                    "channel error on %s: giving up (fix the broker or queue)", self.queue
+                )
+                raise
+            except (pika.exceptions.AMQPConnectionError, OSError) as exc:
+                self.ready.clear()
+                log.warning("AMQP connection lost (%r); reconnecting in %.0f s", exc, backoff)
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        log.info("consumer of %s stopped", self.queue)
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def _beat(self) -> None:
+        if self._heartbeat_file is not None:
+            self._heartbeat_file.touch()
+
+    def _consume(self) -> None:
+        connection = pika.BlockingConnection(
+            connection_parameters(self._url, self._name, heartbeat=self._heartbeat)
+        )
+        try:
+            channel = connection.channel()
+            channel.basic_qos(prefetch_count=1)
+            declare_queue(channel, self.queue)
+            publish_channel = connection.channel()
+            publish_channel.confirm_delivery()
+            for queue in self._publishes_to:
+                declare_queue(publish_channel, queue)
+            log.info("consuming %s", self.queue)
+            self.ready.set()
+            self._beat()
+            for method, properties, body in channel.consume(self.queue, inactivity_timeout=1.0):
+                self._beat()
+                if method is None:
+                    if self.stopping.is_set():
+                        break
+                    continue
+                self._process(connection, channel, publish_channel, method, properties, body)
+                if self.stopping.is_set():
+                    break
+            channel.cancel()
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def _process(self, connection, channel, publish_channel, method, properties, body) -> None:
+        headers = dict(properties.headers or {})
+        token = request_id.set(str(headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex))
+        try:
+            try:
+                delivery = Delivery(
+                    body=_decode(body),
+                    headers=headers,
+                    redelivered=bool(method.redelivered),
+                    delivery_count=int(headers.get("x-delivery-count", 0)),
+                )
+            except PermanentError as exc:
+                log.error("dead-lettering an unreadable message: %s", exc)
+                channel.basic_reject(method.delivery_tag, requeue=False)
+                return
+            # The handler's thread sees this message's request id in its log lines too.
+            context = contextvars.copy_context()
+            future = self._executor.submit(context.run, self._handler, delivery, self.stopping)
+            if not self._wait(connection, future):
+                log.warning("handing the message back unfinished (stop grace period over)")
+                channel.basic_nack(method.delivery_tag, requeue=True)
+                return
+            try:
+                outgoing = list(future.result() or ())
+            except PermanentError as exc:
+                log.error("dead-lettering the message: %s", exc)
+                channel.basic_reject(method.delivery_tag, requeue=False)
+                return
+            except Exception:
+                log.exception(
+                    "handler failed (delivery %d of at most %d); requeueing",
+                    delivery.delivery_count + 1,
+                    DELIVERY_LIMIT,
+                )
+                channel.basic_nack(method.delivery_tag, requeue=True)
+                return
+            try:
+                for message in outgoing:
+                    _publish_confirmed(
+                        publish_channel, message.queue, message.body, message.headers
+                    )
+            except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+                log.error("follow-up message not confirmed (%r); requeueing", exc)
+                channel.basic_nack(method.delivery_tag, requeue=True)
+                return
+            channel.basic_ack(method.delivery_tag)
+        finally:
+            request_id.reset(token)
+
+    def _wait(self, connection, future: Future) -> bool:
+        """Service the connection while the handler works; False if a stop outlasts it."""
+        stop_deadline = None
+        while not future.done():
+            connection.process_data_events(time_limit=0.5)
+            self._beat()
+            if self.stopping.is_set():
+                stop_deadline = stop_deadline or time.monotonic() + self._stop_grace
+                if time.monotonic() > stop_deadline:
+                    return False
+        return True
+
+
+def _decode(body: bytes) -> dict:
+    try:
+        decoded = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PermanentError(f"the message is not JSON: {exc}") from exc
+    if not isinstance(decoded, dict):
+        raise PermanentError("the message is not a JSON object")
+    return decoded

@@ -1,0 +1,178 @@
+import json
+import threading
+import time
+import uuid
+
+import pika
+import pytest
+from conftest import (
+    RABBITMQ_URL,
+    RunningConsumer,
+    close_connections,
+    get_message,
+    wait_until,
+)
+
+from mp3common.amqp import (
+    Consumer,
+    Outgoing,
+    PermanentError,
+    Publisher,
+    PublishError,
+    declare_queue,
+)
+from mp3common.logs import request_id
+
+
+def test_both_sides_declare_the_same_queue_without_conflict(queue_name):
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    channel = connection.channel()
+    declare_queue(channel, queue_name)
+    declare_queue(channel, queue_name)  # a second declarer with the same arguments is fine
+    ok = channel.queue_declare(queue_name, passive=True)
+    assert ok.method.message_count == 0
+    channel.queue_declare(f"{queue_name}.dlq", passive=True)
+    connection.close()
+
+
+def test_published_messages_are_persistent_json_with_the_request_id(queue_name):
+    publisher = Publisher(RABBITMQ_URL, [queue_name])
+    token = request_id.set("rid-123")
+    try:
+        publisher.publish(queue_name, {"video_fid": "abc"}, {"x-extra": "1"})
+    finally:
+        request_id.reset(token)
+        publisher.close()
+    body, properties = get_message(queue_name)
+    assert json.loads(body) == {"video_fid": "abc"}
+    assert properties.delivery_mode == 2
+    assert properties.content_type == "application/json"
+    assert properties.headers["x-request-id"] == "rid-123"
+    assert properties.headers["x-extra"] == "1"
+
+
+def test_publisher_survives_the_broker_closing_its_connection(queue_name):
+    name = f"publisher-{uuid.uuid4().hex[:6]}"
+    publisher = Publisher(RABBITMQ_URL, [queue_name], name=name)
+    publisher.publish(queue_name, {"n": 1})
+    assert wait_until(lambda: close_connections(name) == 1)
+    time.sleep(0.5)
+    publisher.publish(queue_name, {"n": 2})  # must reconnect, not fail
+    publisher.close()
+    assert json.loads(get_message(queue_name)[0]) == {"n": 1}
+    assert json.loads(get_message(queue_name)[0]) == {"n": 2}
+
+
+def test_publisher_without_a_broker_fails_fast_with_publish_error(queue_name):
+    publisher = Publisher("amqp://guest:guest@127.0.0.1:1/%2F", [queue_name], timeout=1)
+    started = time.monotonic()
+    with pytest.raises(PublishError, match="unavailable"):
+        publisher.publish(queue_name, {"n": 1})
+    assert time.monotonic() - started < 10
+
+
+def _consumer(queue_name, handler, **kwargs):
+    return Consumer(RABBITMQ_URL, queue_name, handler, **kwargs)
+
+
+def test_success_publishes_follow_ups_then_acks(queue_name):
+    out = f"{queue_name}.out"
+    seen = []
+
+    def handler(delivery, stopping):
+        seen.append(delivery.body)
+        return [Outgoing(out, {"done": delivery.body["n"]})]
+
+    publisher = Publisher(RABBITMQ_URL, [queue_name])
+    publisher.publish(queue_name, {"n": 7})
+    with RunningConsumer(_consumer(queue_name, handler, publishes_to=[out])):
+        message = get_message(out)
+    assert message is not None and json.loads(message[0]) == {"done": 7}
+    assert seen == [{"n": 7}]
+    assert get_message(queue_name, timeout=1) is None  # acked, not waiting again
+    assert get_message(f"{queue_name}.dlq", timeout=0.5) is None
+
+
+def test_permanent_error_dead_letters_at_once(queue_name):
+    calls = []
+
+    def handler(delivery, stopping):
+        calls.append(1)
+        raise PermanentError("the video has no audio track")
+
+    Publisher(RABBITMQ_URL, [queue_name]).publish(queue_name, {"n": 1})
+    with RunningConsumer(_consumer(queue_name, handler)):
+        dead = get_message(f"{queue_name}.dlq")
+    assert dead is not None and json.loads(dead[0]) == {"n": 1}
+    assert len(calls) == 1
+
+
+def test_transient_errors_retry_a_bounded_number_of_times_then_dead_letter(queue_name):
+    calls = []
+
+    def handler(delivery, stopping):
+        calls.append(delivery.delivery_count)
+        raise ConnectionError("MongoDB is down")
+
+    Publisher(RABBITMQ_URL, [queue_name]).publish(queue_name, {"n": 1})
+    with RunningConsumer(_consumer(queue_name, handler)):
+        dead = get_message(f"{queue_name}.dlq", timeout=20)
+    assert dead is not None
+    assert 2 <= len(calls) <= 6, calls  # retried, but not forever
+
+
+def test_a_message_that_is_not_json_goes_to_the_dlq(queue_name):
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    channel = connection.channel()
+    declare_queue(channel, queue_name)
+    channel.basic_publish("", queue_name, b"\xff not json")
+    connection.close()
+    with RunningConsumer(_consumer(queue_name, lambda d, s: None)):
+        assert get_message(f"{queue_name}.dlq") is not None
+
+
+def test_consumer_reconnects_after_the_broker_closes_its_connection(queue_name):
+    name = f"consumer-{uuid.uuid4().hex[:6]}"
+    seen = []
+    publisher = Publisher(RABBITMQ_URL, [queue_name])
+    with RunningConsumer(
+        _consumer(queue_name, lambda d, s: seen.append(d.body["n"]), name=name)
+    ) as consumer:
+        assert wait_until(lambda: close_connections(name) == 1)
+        assert wait_until(lambda: not consumer.ready.is_set() or True)
+        publisher.publish(queue_name, {"n": 1})
+        assert wait_until(lambda: seen == [1], timeout=20), seen
+
+
+def test_long_work_keeps_the_connection_alive(queue_name):
+    """A handler running 3x the heartbeat timeout must not cost the connection."""
+    name = f"consumer-{uuid.uuid4().hex[:6]}"
+    done = []
+
+    def slow(delivery, stopping):
+        time.sleep(7)
+        done.append(1)
+
+    Publisher(RABBITMQ_URL, [queue_name]).publish(queue_name, {"n": 1})
+    with RunningConsumer(_consumer(queue_name, slow, heartbeat=2, name=name)) as consumer:
+        assert wait_until(lambda: done, timeout=20)
+        time.sleep(1)
+        assert consumer.ready.is_set()  # it never had to reconnect
+    assert done == [1]  # done once: the ack reached the broker, no redelivery
+    assert get_message(queue_name, timeout=1) is None
+
+
+def test_stop_hands_an_unfinished_message_back(queue_name):
+    started = threading.Event()
+
+    def stuck(delivery, stopping):
+        started.set()
+        stopping.wait(30)  # a well-behaved handler gives up when asked to stop
+        raise InterruptedError("stopped")
+
+    Publisher(RABBITMQ_URL, [queue_name]).publish(queue_name, {"n": 1})
+    consumer = _consumer(queue_name, stuck, stop_grace_seconds=0.5)
+    with RunningConsumer(consumer):
+        assert started.wait(10)
+    body = get_message(queue_name)
+    assert body is not None and json.loads(body[0]) == {"n": 1}

@@ -1,0 +1,93 @@
+"""The job record's transitions, on the real MongoDB-wire server (MONGODB_URI)."""
+
+import os
+import threading
+import uuid
+
+import pytest
+from bson import ObjectId
+
+from mp3common import jobs as jobs_module
+from mp3common.jobs import Jobs, parse_id, public_view
+from mp3common.mongo import client
+
+
+@pytest.fixture
+def jobs():
+    mongo = client(os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017"), app_name="tests")
+    name = f"mp3test_{uuid.uuid4().hex[:10]}"
+    store = Jobs(mongo[name])
+    store.ensure_indexes()
+    yield store
+    mongo.drop_database(name)
+
+
+def _new(jobs, owner="alice@example.com"):
+    job_id = ObjectId()
+    jobs.create(
+        job_id, owner=owner, filename="clip.mp4", size=10, content_type="video/mp4", request_id="r1"
+    )
+    return job_id
+
+
+def test_a_job_goes_queued_converting_done(jobs):
+    job_id = _new(jobs)
+    assert jobs.get(job_id)["state"] == "queued"
+    assert jobs.start(job_id)["attempts"] == 1
+    mp3 = ObjectId()
+    assert jobs.finish(job_id, mp3_fid=mp3, mp3_size=5, duration_seconds=1.5)
+    view = public_view(jobs.get(job_id))
+    assert view["state"] == "done" and view["mp3_fid"] == str(mp3) and view["mp3_size"] == 5
+    assert view["created_at"].endswith("Z")
+
+
+def test_a_finished_job_never_moves_backwards(jobs):
+    job_id = _new(jobs)
+    jobs.start(job_id)
+    assert jobs.fail(job_id, "the video has no audio track")
+    assert jobs.start(job_id) is None  # a redelivery finds it final
+    assert not jobs.finish(job_id, mp3_fid=ObjectId(), mp3_size=1, duration_seconds=None)
+    assert not jobs.fail(job_id, "again")
+    assert public_view(jobs.get(job_id))["reason"] == "the video has no audio track"
+
+
+def test_only_one_of_many_racing_notifiers_wins(jobs):
+    job_id = _new(jobs)
+    wins = []
+    threads = [
+        threading.Thread(target=lambda: wins.append(jobs.mark_notified(job_id))) for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wins.count(True) == 1
+
+
+def test_owners_see_only_their_own_jobs_by_either_id(jobs):
+    job_id = _new(jobs, owner="alice@example.com")
+    jobs.start(job_id)
+    mp3 = ObjectId()
+    jobs.finish(job_id, mp3_fid=mp3, mp3_size=5, duration_seconds=1.0)
+    assert jobs.for_owner(job_id, "alice@example.com")["_id"] == job_id
+    assert jobs.for_owner(mp3, "alice@example.com")["_id"] == job_id
+    assert jobs.for_owner(job_id, "mallory@example.com") is None
+
+
+def test_listing_is_newest_first_and_paginated(jobs):
+    ids = [_new(jobs) for _ in range(5)]
+    _new(jobs, owner="bob@example.com")
+    page = jobs.list_for_owner("alice@example.com", limit=2, skip=0)
+    assert [j["_id"] for j in page] == ids[::-1][:2]
+    page2 = jobs.list_for_owner("alice@example.com", limit=2, skip=4)
+    assert [j["_id"] for j in page2] == [ids[0]]
+    assert jobs.count_for_owner("alice@example.com") == 5
+
+
+@pytest.mark.parametrize("text", [None, "", "nope", "123", "z" * 24, "5f" * 13, "../etc"])
+def test_malformed_ids_parse_to_none(text):
+    assert parse_id(text) is None
+
+
+def test_chunks_are_one_mib():
+    assert jobs_module.CHUNK_SIZE_BYTES == 1024 * 1024

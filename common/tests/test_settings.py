@@ -1,0 +1,43 @@
+import pytest
+
+from mp3common.settings import Env, SettingsError
+
+
+def test_a_secret_dev_default_is_refused_in_production_but_other_defaults_are_not():
+    env = Env({"APP_ENV": "production", "SECRET": "dev", "HOST": "localhost"})
+    env.text("SECRET", dev_default="dev", secret=True)
+    env.text("HOST", dev_default="localhost")
+    with pytest.raises(SettingsError, match="SECRET is the development default") as caught:
+        env.finish("svc")
+    assert "HOST" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("environ", "read", "expected"),
+    [
+        ({"N": "x"}, lambda e: e.integer("N", 1), "N must be a whole number"),
+        ({"N": "0"}, lambda e: e.integer("N", 1, minimum=1), "N must be between 1"),
+        ({"F": "maybe"}, lambda e: e.flag("F", True), "F must be true or false"),
+        ({"C": "tls"}, lambda e: e.choice("C", "none", ("none", "ssl")), "C must be one of"),
+        ({"X": "-1"}, lambda e: e.number("X", 1.0), "X must be at least 0.0"),
+        (
+            {"APP_ENV": "production"},
+            lambda e: e.text("NEEDED", dev_default="x"),
+            "NEEDED is not set",
+        ),
+    ],
+)
+def test_bad_values_are_collected_and_reported(environ, read, expected):
+    env = Env(environ)
+    read(env)
+    with pytest.raises(SettingsError, match=expected):
+        env.finish("svc")
+
+
+def test_values_are_parsed():
+    env = Env({"N": " 42 ", "F": "yes", "X": "2.5", "C": "SSL"})
+    assert env.integer("N", 1) == 42
+    assert env.flag("F", False) is True
+    assert env.number("X", 1.0) == 2.5
+    assert env.choice("C", "none", ("none", "ssl")) == "ssl"
+    env.finish("svc")
