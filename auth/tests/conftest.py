@@ -15,7 +15,7 @@ import pytest
 
 from auth_service import create_app, schema, security
 
-TEST_JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+TEST_JWT_SECRET = "test-secret-" + "0123456789abcdef" * 4  # 76 bytes: long enough for HS512 too
 
 
 def _admin_connection(db: str | None = None):
