@@ -56,3 +56,24 @@ def test_development_runs_on_defaults_and_says_so_loudly(caplog):
     assert loaded.jwt_secret == settings.DEV_JWT_SECRET
     assert "DEVELOPMENT DEFAULTS IN USE" in caplog.text
     assert "JWT_SECRET" in caplog.text
+
+
+def test_the_entry_point_refuses_production_without_settings_in_one_line():
+    """What gunicorn sees when it loads `server:app` in a misconfigured production pod."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import server"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={"APP_ENV": "production", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert result.stderr.startswith("auth cannot start: ")
+    assert "JWT_SECRET is not set" in result.stderr
