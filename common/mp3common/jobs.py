@@ -143,11 +143,55 @@ class Jobs:
 
     # --- the notifier ------------------------------------------------------------------
 
+    def claim_notification(
+        self, job_id: ObjectId, claimant: str, *, lease_seconds: float
+    ) -> dict[str, Any] | None:
+        """Take the right to send a finished job's mail for `lease_seconds`.
+
+        None when the job is not finished, already notified, or someone else's claim is
+        still running. Two copies of one message handled at once (two notifier replicas)
+        thus send one mail; a claimant that died frees the job when its lease runs out.
+        """
+        moment = now()
+        return self.collection.find_one_and_update(
+            {
+                "_id": job_id,
+                "state": {"$in": list(FINAL_STATES)},
+                "notified_at": None,
+                "$or": [
+                    {"notify_claim": None},
+                    {"notify_claim.until": {"$lt": moment}},
+                    {"notify_claim.by": claimant},
+                ],
+            },
+            {
+                "$set": {
+                    "notify_claim": {
+                        "by": claimant,
+                        "until": moment + dt.timedelta(seconds=lease_seconds),
+                    }
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def release_notification(
+        self, job_id: ObjectId, claimant: str, *, error: str | None = None
+    ) -> None:
+        """Give the claim up after a failed send, recording why (`notify_error`)."""
+        update: dict[str, Any] = {"$unset": {"notify_claim": ""}}
+        if error is not None:
+            update["$set"] = {"notify_error": error, "updated_at": now()}
+        self.collection.update_one({"_id": job_id, "notify_claim.by": claimant}, update)
+
     def mark_notified(self, job_id: ObjectId) -> bool:
         """Record the mail as sent; False if it already was (then none more is sent)."""
         result = self.collection.update_one(
             {"_id": job_id, "notified_at": None},
-            {"$set": {"notified_at": now(), "updated_at": now()}},
+            {
+                "$set": {"notified_at": now(), "updated_at": now()},
+                "$unset": {"notify_claim": "", "notify_error": ""},
+            },
         )
         return result.modified_count == 1
 

@@ -91,3 +91,53 @@ def test_malformed_ids_parse_to_none(text):
 
 def test_chunks_are_one_mib():
     assert jobs_module.CHUNK_SIZE_BYTES == 1024 * 1024
+
+
+def _finished(jobs):
+    job_id = _new(jobs)
+    jobs.start(job_id)
+    jobs.finish(job_id, mp3_fid=ObjectId(), mp3_size=5, duration_seconds=1.0)
+    return job_id
+
+
+def test_one_claimant_at_a_time_sends_a_jobs_mail(jobs):
+    job_id = _finished(jobs)
+    claimed = jobs.claim_notification(job_id, "a", lease_seconds=60)
+    assert claimed["notify_claim"]["by"] == "a"
+    assert jobs.claim_notification(job_id, "b", lease_seconds=60) is None
+    assert jobs.claim_notification(job_id, "a", lease_seconds=60) is not None  # its own again
+    jobs.release_notification(job_id, "a", error="451 try later")
+    assert jobs.get(job_id)["notify_error"] == "451 try later"
+    assert jobs.claim_notification(job_id, "b", lease_seconds=60) is not None
+    assert jobs.mark_notified(job_id)
+    job = jobs.get(job_id)
+    assert "notify_claim" not in job and "notify_error" not in job
+    assert jobs.claim_notification(job_id, "c", lease_seconds=60) is None  # sent: never again
+
+
+def test_an_expired_claim_can_be_taken_over(jobs):
+    job_id = _finished(jobs)
+    assert jobs.claim_notification(job_id, "dead", lease_seconds=-1) is not None
+    assert jobs.claim_notification(job_id, "alive", lease_seconds=60) is not None
+
+
+def test_an_unfinished_job_cannot_be_claimed(jobs):
+    job_id = _new(jobs)
+    assert jobs.claim_notification(job_id, "a", lease_seconds=60) is None
+    jobs.release_notification(job_id, "nobody")  # releasing what one does not hold: no-op
+    assert "notify_claim" not in jobs.get(job_id)
+
+
+def test_only_one_of_many_racing_claimants_wins(jobs):
+    job_id = _finished(jobs)
+    wins = []
+
+    def claim(n):
+        wins.append(jobs.claim_notification(job_id, f"c{n}", lease_seconds=60) is not None)
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wins.count(True) == 1
