@@ -212,7 +212,7 @@ start_services() {
     local name url command print
     while read -r name url command; do
         case "$name" in ''|'#'*) continue ;; esac
-        print=$(fingerprint "${name%%-*}")
+        print="$(fingerprint "${name%%-*}")-$(printf '%s' "$command" | sha256sum | cut -c1-8)"
         if alive "$name"; then
             if [ "$(cat "$RUN/$name.fingerprint" 2>/dev/null)" = "$print" ]; then
                 say "$name: already running"; continue

@@ -8,6 +8,7 @@ from flask import Flask
 
 from mp3common.http import register_error_handlers
 from mp3common.logs import configure_logging
+from mp3common.metrics import instrument
 
 from . import cli, users, views
 from . import settings as settings_module
@@ -32,6 +33,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     )
     users.mysql.init_app(app)
     register_error_handlers(app)
+    instrument(app, "auth", settings.metrics_port)
     app.register_blueprint(views.bp)
     app.register_blueprint(cli.bp)
     return app

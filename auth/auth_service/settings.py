@@ -23,6 +23,7 @@ class Settings:
     jwt_secret: str
     jwt_lifetime_seconds: int
     log_level: str
+    metrics_port: int | None
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
@@ -38,6 +39,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         jwt_secret=env.text("JWT_SECRET", dev_default=DEV_JWT_SECRET, secret=True),
         jwt_lifetime_seconds=env.integer("JWT_LIFETIME_SECONDS", 86400, minimum=60),
         log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+        metrics_port=env.integer("METRICS_PORT", 0, minimum=0, maximum=65535) or None,
     )
     if env.production and not settings.mysql_password:
         env.problems.append("MYSQL_PASSWORD is not set")

@@ -1,0 +1,42 @@
+"""gunicorn settings the Flask services share: `gunicorn -c python:mp3common.gunicorn_conf`.
+
+gunicorn's own lines (start, worker boot, access log) come out as JSON lines like the
+services' logs, and the Prometheus multiprocess files of a dead worker are released.
+"""
+
+import os
+
+from prometheus_client import multiprocess
+
+accesslog = "-"
+access_log_format = "%(m)s %(U)s%(q)s %(s)s %(B)s bytes %(M)s ms rid=%({x-request-id}o)s"
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "{asctime}{levelname}{name}{message}",
+            "style": "{",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        }
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stdout",
+        }
+    },
+    # The services attach their own JSON handler to the root logger (mp3common.logs).
+    "root": {"level": "INFO", "handlers": []},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+    },
+}
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)
