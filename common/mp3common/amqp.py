@@ -43,7 +43,15 @@ REQUEST_ID_HEADER = "x-request-id"
 
 
 class PermanentError(Exception):
-    """The message can never succeed (bad input): dead-letter it, do not retry."""
+    """The message can never succeed (bad input): dead-letter it, do not retry.
+
+    `outgoing` messages (e.g. "this job failed", for the user's mail) are published and
+    confirmed before the message is rejected; if they cannot be, it is requeued instead.
+    """
+
+    def __init__(self, *args: object, outgoing: Iterable[Outgoing] = ()) -> None:
+        super().__init__(*args)
+        self.outgoing = list(outgoing)
 
 
 class PublishError(Exception):
@@ -333,7 +341,10 @@ class Consumer:
                 outgoing = list(future.result() or ())
             except PermanentError as exc:
                 log.error("dead-lettering the message: %s", exc)
-                channel.basic_reject(method.delivery_tag, requeue=False)
+                if _publish_all(publish_channel, exc.outgoing):
+                    channel.basic_reject(method.delivery_tag, requeue=False)
+                else:
+                    channel.basic_nack(method.delivery_tag, requeue=True)
                 return
             except Exception:
                 log.exception(
@@ -343,16 +354,10 @@ class Consumer:
                 )
                 channel.basic_nack(method.delivery_tag, requeue=True)
                 return
-            try:
-                for message in outgoing:
-                    _publish_confirmed(
-                        publish_channel, message.queue, message.body, message.headers
-                    )
-            except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
-                log.error("follow-up message not confirmed (%r); requeueing", exc)
+            if _publish_all(publish_channel, outgoing):
+                channel.basic_ack(method.delivery_tag)
+            else:
                 channel.basic_nack(method.delivery_tag, requeue=True)
-                return
-            channel.basic_ack(method.delivery_tag)
         finally:
             request_id.reset(token)
 
@@ -367,6 +372,17 @@ class Consumer:
                 if time.monotonic() > stop_deadline:
                     return False
         return True
+
+
+def _publish_all(channel, outgoing: Iterable[Outgoing]) -> bool:
+    """Publish each message, confirmed; False (and logged) if the broker refused one."""
+    try:
+        for message in outgoing:
+            _publish_confirmed(channel, message.queue, message.body, message.headers)
+    except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+        log.error("follow-up message not confirmed (%r); requeueing", exc)
+        return False
+    return True
 
 
 def _decode(body: bytes) -> dict:

@@ -110,10 +110,21 @@ class Jobs:
         )
 
     def finish(
-        self, job_id: ObjectId, *, mp3_fid: ObjectId, mp3_size: int, duration_seconds: float | None
+        self,
+        job_id: ObjectId,
+        *,
+        mp3_fid: ObjectId,
+        mp3_size: int,
+        duration_seconds: float | None,
+        attempt: int | None = None,
     ) -> bool:
+        """Mark the job done; False when it is not converting (or, given `attempt`, when a
+        later attempt has started since: a converter that lost its message must not win)."""
+        match: dict[str, Any] = {"_id": job_id, "state": CONVERTING}
+        if attempt is not None:
+            match["attempts"] = attempt
         result = self.collection.update_one(
-            {"_id": job_id, "state": CONVERTING},
+            match,
             {
                 "$set": {
                     "state": DONE,

@@ -107,6 +107,24 @@ def test_permanent_error_dead_letters_at_once(queue_name):
     assert len(calls) == 1
 
 
+def test_permanent_error_publishes_its_outgoing_messages_then_dead_letters(queue_name):
+    out = f"{queue_name}.out"
+
+    def handler(delivery, stopping):
+        raise PermanentError(
+            "the video has no audio track",
+            outgoing=[Outgoing(out, {"state": "failed", "n": delivery.body["n"]})],
+        )
+
+    Publisher(RABBITMQ_URL, [queue_name]).publish(queue_name, {"n": 3})
+    with RunningConsumer(_consumer(queue_name, handler, publishes_to=[out])):
+        told = get_message(out)
+        dead = get_message(f"{queue_name}.dlq")
+    assert told is not None and json.loads(told[0]) == {"state": "failed", "n": 3}
+    assert dead is not None and json.loads(dead[0]) == {"n": 3}
+    assert get_message(queue_name, timeout=0.5) is None
+
+
 def test_transient_errors_retry_a_bounded_number_of_times_then_dead_letter(queue_name):
     calls = []
 

@@ -51,6 +51,18 @@ def test_a_finished_job_never_moves_backwards(jobs):
     assert public_view(jobs.get(job_id))["reason"] == "the video has no audio track"
 
 
+def test_only_the_latest_attempt_may_finish_a_job(jobs):
+    job_id = _new(jobs)
+    first = jobs.start(job_id)["attempts"]
+    second = jobs.start(job_id)["attempts"]  # the message was redelivered meanwhile
+    assert not jobs.finish(
+        job_id, mp3_fid=ObjectId(), mp3_size=1, duration_seconds=1.0, attempt=first
+    )
+    mp3 = ObjectId()
+    assert jobs.finish(job_id, mp3_fid=mp3, mp3_size=1, duration_seconds=1.0, attempt=second)
+    assert jobs.get(job_id)["mp3_fid"] == mp3
+
+
 def test_only_one_of_many_racing_notifiers_wins(jobs):
     job_id = _new(jobs)
     wins = []
