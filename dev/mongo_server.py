@@ -13,7 +13,7 @@ in-memory ``MemoryEngine`` (mongoeco's SQLite engine is far too slow for video
 payloads), so all data is lost when the process stops. SIGTERM and SIGINT
 close the listener and exit with status 0.
 
-Two mongoeco 4.11.0 defects are patched at start (see ``patch_mongoeco``):
+Three mongoeco 4.11.0 defects are patched at start (see ``patch_mongoeco``):
 
 1. Cursor batches ignore mongod's 16 MiB limit. Without a client batchSize,
    mongoeco returns the whole result in ``firstBatch`` (and a ``getMore``
@@ -25,6 +25,18 @@ Two mongoeco 4.11.0 defects are patched at start (see ``patch_mongoeco``):
 2. pymongo's ``MongoClient.server_info()`` sends the lower-case ``buildinfo``
    command, which mongoeco rejects as unsupported although it implements
    ``buildInfo``. We rename the command before dispatch.
+3. Inserts scan the whole collection, so they get slower as it grows (GridFS
+   uploads become quadratic: ~6 ms per chunk insert with ~800 chunks stored).
+   ``MemoryEngine._ensure_unique_indexes`` compares the new document with every
+   stored one (a) for ``_id`` on every single-document insert
+   (``scan_payload_id``) and (b) for every unique *compound* index, such as
+   GridFS's ``files_id_1_n_1`` on ``fs.chunks``; only single-field unique
+   indexes use mongoeco's per-index hash map. See ``_patch_unique_checks``,
+   which makes both lookups O(1) for the common cases.
+
+Memory: mongoeco's codec stores ``Binary``/``bytes`` values as hex strings, so
+stored GridFS data takes ~2x its size in RAM, plus ~1x more for documents that
+have been read (the engine caches their decoded form). Not patched.
 """
 
 from __future__ import annotations
@@ -35,7 +47,9 @@ import logging
 import signal
 
 import bson
+from mongoeco.core.bson_scalars import is_bson_numeric
 from mongoeco.engines.memory import MemoryEngine
+from mongoeco.engines.virtual_indexes import document_in_virtual_index
 from mongoeco.wire import AsyncMongoEcoProxyServer
 from mongoeco.wire.bson_bridge import encode_wire_value
 from mongoeco.wire.cursors import WireCursorStore
@@ -67,10 +81,167 @@ def _docs_within_limit(documents: list[object], limit: int | None) -> int:
     return stop
 
 
+def _id_needs_equality_scan(value: object) -> bool:
+    """Whether a stored ``_id`` may equal ``value`` without having its storage key.
+
+    The memory engine stores documents under ``bson_engine_key(_id)`` but MongoDB
+    compares ``_id`` with ``bson_equality_key``. The two keys differ only for
+    numbers (``1 == 1.0 == Int64(1)``) and binary values (``bytes`` versus
+    ``Binary`` subtype 0), also nested in sub-documents or arrays. For any other
+    ``_id`` (ObjectId, str, datetime, UUID, ...) the storage-key lookup
+    mongoeco already does is an exact duplicate check.
+    """
+    if isinstance(value, dict):
+        return any(_id_needs_equality_scan(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_id_needs_equality_scan(item) for item in value)
+    return isinstance(value, (bytes, bytearray)) or is_bson_numeric(value)
+
+
+def _patch_unique_checks() -> None:
+    """Fix 3: O(1) ``_id`` and unique-index checks on insert/update/upsert.
+
+    ``MemoryEngine._ensure_unique_indexes(..., scan_payload_id=...)`` runs before
+    every write; it had two O(n) loops over the collection:
+
+    (a) ``scan_payload_id`` (set for single-document inserts and upserts)
+        compares ``bson_equality_key(_id)`` with every stored document, on top
+        of the exact storage-key lookup. We turn it off when the candidate
+        ``_id`` cannot differ from its storage key (``_id_needs_equality_scan``),
+        i.e. for ObjectIds, strings, etc. Numeric or binary ``_id`` values keep
+        the scan, so single writes with such ids stay O(n); an ``insertMany``
+        with numeric ids also still collects all stored ids once per batch
+        (``_insert_documents_impl``).
+    (b) A unique index is checked via the engine's per-index hash map
+        (``_index_data``: index key tuple -> storage keys, maintained by mongoeco
+        itself on insert/update/delete, rollback, transactions, index builds and
+        drops) only when it has a single field; compound unique indexes fall
+        back to a full scan with ``_unique_index_conflict``. The maps of
+        compound indexes are built from ``_index_keys``, which keeps only the
+        first value of each field (so arrays are not expanded and a missing
+        field differs from null), and nothing else reads them: the query
+        planner only uses single-field indexes. We make ``_index_keys`` return
+        exactly the keys the scan compares (``_unique_index_keys``: multikey
+        expansion, missing == null) for compound indexes, and check compound
+        unique indexes without collation by looking the candidate's keys up in
+        that map, like mongoeco does for single-field ones. Indexes with a
+        collation, or without a map, still use mongoeco's scan.
+
+    The patch must be applied before the engine holds documents (we apply it
+    before creating the ``MemoryEngine``), so every compound map is built with
+    the new keys.
+    """
+    original_index_keys = MemoryEngine._index_keys
+    original_ensure = MemoryEngine._ensure_unique_indexes
+
+    def _index_keys(self, document, fields):
+        if len(fields) > 1:
+            return self._unique_index_keys(document, fields)
+        return original_index_keys(self, document, fields)
+
+    def _ensure_unique_indexes(
+        self,
+        db_name,
+        coll_name,
+        candidate,
+        *,
+        exclude_storage_key=None,
+        indexes_view=None,
+        storage_view=None,
+        index_data_view=None,
+        check_id_storage=False,
+        scan_payload_id=False,
+    ):
+        if scan_payload_id and not _id_needs_equality_scan(candidate.get("_id")):
+            scan_payload_id = False
+        indexes = (
+            (self._indexes if indexes_view is None else indexes_view)
+            .get(db_name, {})
+            .get(coll_name, [])
+        )
+        index_maps = (
+            (self._index_data if index_data_view is None else index_data_view)
+            .get(db_name, {})
+            .get(coll_name, {})
+        )
+        hashed = [
+            index
+            for index in indexes
+            if index.get("unique")
+            and len(index["fields"]) > 1
+            and index.get("collation") is None
+            and index_maps.get(index["name"]) is not None
+        ]
+        call = {
+            "exclude_storage_key": exclude_storage_key,
+            "storage_view": storage_view,
+            "index_data_view": index_data_view,
+        }
+        if not hashed:
+            original_ensure(
+                self,
+                db_name,
+                coll_name,
+                candidate,
+                indexes_view=indexes_view,
+                check_id_storage=check_id_storage,
+                scan_payload_id=scan_payload_id,
+                **call,
+            )
+            return
+        # _id first, then every index in mongoeco's order (so that the same error
+        # wins when several apply), the hashed ones here, the others by mongoeco.
+        original_ensure(
+            self,
+            db_name,
+            coll_name,
+            candidate,
+            indexes_view={},
+            check_id_storage=check_id_storage,
+            scan_payload_id=scan_payload_id,
+            **call,
+        )
+        coll = (
+            (self._storage if storage_view is None else storage_view)
+            .get(db_name, {})
+            .get(coll_name, {})
+        )
+        exclude = exclude_storage_key  # normalized as in the original method
+        if exclude is not None and exclude not in coll:
+            exclude = self._storage_key(exclude)
+        for index in indexes:
+            if all(index is not h for h in hashed):
+                only = {db_name: {coll_name: [index]}}
+                original_ensure(self, db_name, coll_name, candidate, indexes_view=only, **call)
+                continue
+            if not document_in_virtual_index(candidate, index):
+                continue
+            self._validate_compound_multikey_shape(candidate, index)
+            index_map = index_maps[index["name"]]
+            for key in self._unique_index_keys(candidate, index["fields"]):
+                matches = index_map.get(key)
+                if matches and (exclude is None or any(m != exclude for m in matches)):
+                    raise self._unique_key_error(
+                        f"Duplicate key for unique index '{index['name']}': "
+                        f"{index['fields']}={key!r}",
+                        f"{db_name}.{coll_name}",
+                        candidate,
+                        index=index,
+                        conflict=key,
+                    )
+
+    MemoryEngine._index_keys = _index_keys
+    MemoryEngine._ensure_unique_indexes = _ensure_unique_indexes
+
+
 def patch_mongoeco() -> None:
-    """Apply the two small fixes described in the module docstring (idempotent)."""
+    """Apply the three fixes described in the module docstring (idempotent).
+
+    Call it before creating the ``MemoryEngine`` (see ``_patch_unique_checks``).
+    """
     if getattr(WireCursorStore, "_mp3converter_patched", False):
         return
+    _patch_unique_checks()
     original_materialize = WireCursorStore.materialize_command_result
     original_get_more = WireCursorStore.get_more
     original_build_context = WireCommandExecutor._build_request_context

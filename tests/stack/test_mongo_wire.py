@@ -15,13 +15,14 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import gridfs
 import pytest
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
 MiB = 1024 * 1024
@@ -348,3 +349,94 @@ def test_concurrent_gridfs_writes_processes(db):
         proc = int(f.filename[1:].split("-")[0])
         assert f.length == 2 * MiB + proc
         assert hashlib.sha256(f.read()).hexdigest() == f.metadata["sha"]
+
+
+# ------------------------------------------- unique checks without collection scans
+
+
+def _upload_seconds(bucket: gridfs.GridFSBucket, name: str, size: int, seed: int) -> float:
+    started = time.perf_counter()
+    bucket.upload_from_stream(name, RandomStream(size, seed=seed))
+    return time.perf_counter() - started
+
+
+def test_gridfs_upload_rate_does_not_degrade(db):
+    """A second equal upload is not slower: inserts must not scan the collection.
+
+    mongoeco checked ``_id`` and the unique ``files_id_1_n_1`` index of
+    ``fs.chunks`` by scanning every stored chunk, so the second of two 60 MiB
+    uploads took ~3x as long as the first (dev/mongo_server.py, fix 3).
+    """
+    bucket = gridfs.GridFSBucket(db)
+    first = _upload_seconds(bucket, "first.mp4", 60 * MiB, seed=1)
+    second = _upload_seconds(bucket, "second.mp4", 60 * MiB, seed=2)
+    assert second <= 1.5 * first + 0.5, (first, second)
+
+    # The unique checks still reject duplicates in the now large collection.
+    chunk = db.fs.chunks.find_one({"n": 7})
+    with pytest.raises(DuplicateKeyError) as info:
+        db.fs.chunks.insert_one(chunk)  # same _id (and files_id/n)
+    assert info.value.code == 11000
+    with pytest.raises(DuplicateKeyError):
+        db.fs.chunks.insert_one({"files_id": chunk["files_id"], "n": 7, "data": b"x"})
+    with pytest.raises(DuplicateKeyError):
+        db.fs.chunks.update_one({"_id": chunk["_id"]}, {"$set": {"n": 8}})
+    db.fs.chunks.delete_one({"_id": chunk["_id"]})
+    db.fs.chunks.insert_one({"files_id": chunk["files_id"], "n": 7, "data": b"x"})
+    assert db.fs.chunks.count_documents({"files_id": chunk["files_id"], "n": 7}) == 1
+
+
+def test_unique_indexes_after_writes_and_drops(client, db):
+    """E11000 for ``_id`` and (compound) unique indexes across all write paths."""
+    coll = db.items
+    coll.create_index([("owner", ASCENDING), ("name", ASCENDING)], unique=True)
+    coll.insert_one({"_id": "a", "owner": 1, "name": "x"})
+    coll.insert_one({"_id": 2, "owner": 1, "name": "y"})
+    coll.insert_one({"_id": "c", "owner": 2, "name": ["p", "q"]})  # multikey
+
+    duplicates = [
+        {"_id": "a", "owner": 9, "name": "new"},  # _id
+        {"_id": 2.0, "owner": 9, "name": "new"},  # numeric _id: 2 == 2.0
+        {"owner": 1.0, "name": "x"},  # 1 == 1.0 in the index
+        {"owner": 2, "name": "q"},  # matches one element of an array
+        {"owner": 2, "name": ["z", "p"]},
+    ]
+    for document in duplicates:
+        with pytest.raises(DuplicateKeyError) as info:
+            coll.insert_one(document)
+        assert info.value.code == 11000
+    coll.insert_one({"owner": 3})  # missing name is null ...
+    with pytest.raises(DuplicateKeyError):
+        coll.insert_one({"owner": 3, "name": None})  # ... so this is a duplicate
+    with pytest.raises(BulkWriteError) as bulk:
+        coll.insert_many([{"owner": 5, "name": "m"}, {"owner": 5, "name": "m"}])
+    assert [e["code"] for e in bulk.value.details["writeErrors"]] == [11000]
+    with pytest.raises(DuplicateKeyError):
+        coll.update_one({"_id": "a"}, {"$set": {"owner": 2, "name": "p"}})
+    with pytest.raises(DuplicateKeyError):
+        coll.replace_one({"_id": 2}, {"owner": 1, "name": "x"})
+    with pytest.raises(DuplicateKeyError):
+        coll.update_one({"_id": "new"}, {"$set": {"owner": 1, "name": "y"}}, upsert=True)
+
+    # Updates and deletes move and free keys.
+    coll.update_one({"_id": "a"}, {"$set": {"name": "x2"}})
+    coll.insert_one({"owner": 1, "name": "x"})
+    with pytest.raises(DuplicateKeyError):
+        coll.insert_one({"owner": 1, "name": "x2"})
+    coll.update_one({"_id": "c"}, {"$set": {"name": "r"}})
+    coll.insert_one({"owner": 2, "name": "p"})
+    coll.delete_one({"_id": 2})
+    coll.insert_one({"_id": 2, "owner": 1, "name": "y"})
+    coll.delete_many({"owner": 1})
+    coll.insert_many([{"owner": 1, "name": "x"}, {"owner": 1, "name": "x2"}])
+
+    # Dropping the collection or the database forgets the keys.
+    coll.drop()
+    coll.create_index([("owner", ASCENDING), ("name", ASCENDING)], unique=True)
+    coll.insert_one({"_id": "a", "owner": 2, "name": "r"})
+    with pytest.raises(DuplicateKeyError):
+        coll.insert_one({"owner": 2, "name": "r"})
+    client.drop_database(db.name)
+    coll.create_index([("owner", ASCENDING), ("name", ASCENDING)], unique=True)
+    coll.insert_one({"_id": "a", "owner": 2, "name": "r"})
+    assert coll.count_documents({}) == 1
