@@ -102,13 +102,22 @@ start_rabbitmq() {
 
 start_mongo() {
     if [ -n "${USER_MONGODB_URI:-}" ]; then say "MongoDB: using MONGODB_URI"; return; fi
-    if alive mongo; then say "MongoDB stand-in: already running"; return; fi
+    local print
+    print=$(sha256sum dev/mongo_server.py dev/requirements-mongo.txt | sha256sum | cut -c1-16)
+    if alive mongo; then
+        if [ "$(cat "$RUN/mongo.fingerprint" 2>/dev/null)" = "$print" ]; then
+            say "MongoDB stand-in: already running"; return
+        fi
+        say "MongoDB stand-in: its launcher changed, restarting (it keeps nothing)"
+        stop_pid mongo
+    fi
     if port_open "$MONGO_PORT"; then
         say "MongoDB: reusing what answers on 127.0.0.1:$MONGO_PORT"; return
     fi
     [ -x "$MONGO_VENV/bin/python" ] || die "no $MONGO_VENV; run 'make run' (it builds it)"
     say "MongoDB stand-in (mongoeco, in memory, dev/test only): starting on $MONGO_PORT"
     spawn mongo "exec '$MONGO_VENV/bin/python' dev/mongo_server.py --host 127.0.0.1 --port $MONGO_PORT"
+    echo "$print" >"$RUN/mongo.fingerprint"
     wait_port "$MONGO_PORT" 30 "the MongoDB stand-in"
 }
 
