@@ -1,0 +1,32 @@
+"""The gateway: what users talk to. Login is auth's; uploads go to GridFS and the queue."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from flask import Flask
+
+from mp3common.http import register_error_handlers
+from mp3common.logs import configure_logging
+from mp3common.metrics import instrument
+
+from . import settings as settings_module
+from . import views
+from .services import Services
+
+
+def create_app(environ: Mapping[str, str] | None = None) -> Flask:
+    """Build the app from `environ` (the process environment when None)."""
+    configure_logging("gateway")
+    settings = settings_module.load(environ)
+    configure_logging("gateway", settings.log_level)
+    # pika logs every connection step at INFO; mp3common.amqp logs the reconnects that matter.
+    logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLogger().level))
+    app = Flask(__name__)
+    app.config.update(SETTINGS=settings)
+    app.extensions["gateway"] = Services.build(settings)
+    register_error_handlers(app)
+    instrument(app, "gateway", settings.metrics_port)
+    app.register_blueprint(views.bp)
+    return app

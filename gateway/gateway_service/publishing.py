@@ -1,0 +1,59 @@
+"""The `video` queue: one confirmed-publish RabbitMQ connection per worker process.
+
+mp3common's Publisher re-opens the connection when the broker dropped it (the
+reference's "every upload 500s after idle time until a restart"). It is made on first
+use in the process that publishes, so each gunicorn worker has its own connection,
+named after the host and process so that it can be told apart in the management UI.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from typing import Any
+
+from mp3common.amqp import Publisher
+from mp3common.jobs import video_message
+
+from .settings import Settings
+
+CONNECTION_NAME_PREFIX = "gateway"
+
+
+def connection_name() -> str:
+    return f"{CONNECTION_NAME_PREFIX} {socket.gethostname()} pid {os.getpid()}"
+
+
+class JobPublisher:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._publisher: Publisher | None = None
+        self._pid: int | None = None
+
+    @property
+    def _current(self) -> Publisher:
+        with self._lock:
+            if self._publisher is None or self._pid != os.getpid():
+                self._publisher = Publisher(
+                    self._settings.rabbitmq_url,
+                    [self._settings.video_queue],
+                    name=connection_name(),
+                    timeout=self._settings.rabbitmq_timeout,
+                )
+                self._pid = os.getpid()
+            return self._publisher
+
+    def publish_job(self, job: dict[str, Any]) -> None:
+        """Publish the job for the converter; raises PublishError unless confirmed."""
+        self._current.publish(self._settings.video_queue, video_message(job))
+
+    def check(self) -> None:
+        self._current.check()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._publisher is not None:
+                self._publisher.close()
+                self._publisher = None

@@ -1,0 +1,207 @@
+"""A multipart upload streamed from the socket into GridFS, checked on the way.
+
+Nothing holds the whole file: the body is read in small pieces, parsed by Werkzeug's
+incremental multipart decoder, and each piece of the file part is written to a GridFS
+upload stream (which sends it in 1 MiB chunks). The first bytes are held back until they
+show a video or audio container, so a refused file never reaches MongoDB. Whatever goes
+wrong before the end (too large, a second file, the client hanging up, MongoDB failing)
+aborts the GridFS stream, which removes the chunks already written: no orphan is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from bson import ObjectId
+from gridfs import GridFSBucket
+from pymongo.errors import PyMongoError
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import parse_options_header
+from werkzeug.sansio.multipart import Data, Field, File, MultipartDecoder, NeedData, State
+
+from mp3common.http import ApiError
+
+from .sniff import SNIFF_BYTES, media_type
+
+log = logging.getLogger(__name__)
+
+FILE_FIELD = "file"
+#: Read size: small enough to keep the decoder's buffer small, large enough to be cheap.
+READ_BYTES = 64 * 1024
+#: Part headers, preamble and plain form fields are tiny; more is not a real form.
+MAX_FORM_OVERHEAD_BYTES = 64 * 1024
+_CURL_HINT = "Send the video as multipart form field 'file': curl -F file=@video.mp4 …"
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    fid: ObjectId
+    filename: str
+    size: int
+    content_type: str
+
+
+def boundary_of(content_type: str | None) -> bytes:
+    """The multipart boundary of the request, or a 400 saying how to send a file."""
+    mimetype, options = parse_options_header(content_type or "")
+    boundary = options.get("boundary", "")
+    if mimetype != "multipart/form-data" or not boundary:
+        raise ApiError(400, "not_multipart", f"The body is not a multipart form. {_CURL_HINT}")
+    try:
+        return boundary.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ApiError(400, "not_multipart", "The multipart boundary is not valid.") from None
+
+
+def clean_filename(raw: str | None) -> str:
+    """The file's own name, as a name to show and reuse, not a path to trust."""
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    return name[:255] or "upload"
+
+
+def too_large(max_bytes: int) -> ApiError:
+    return ApiError(
+        413,
+        "file_too_large",
+        f"The file is larger than the limit of {max_bytes} bytes; send a smaller file.",
+        max_bytes=max_bytes,
+    )
+
+
+class _Receiver:
+    """The state of one upload while its body is parsed (one part at a time)."""
+
+    def __init__(self, fid: ObjectId, bucket: GridFSBucket, owner: str, max_bytes: int) -> None:
+        self.fid = fid
+        self.bucket = bucket
+        self.owner = owner
+        self.max_bytes = max_bytes
+        self.in_file = False
+        self.files_seen = 0
+        self.filename = "upload"
+        self.size = 0
+        self.head = bytearray()
+        self.content_type: str | None = None
+        self.grid_in = None
+        self.form_bytes = 0
+
+    def on_part(self, event: Field | File) -> None:
+        self.in_file = isinstance(event, File)
+        if not self.in_file:
+            return
+        if event.name != FILE_FIELD:
+            raise ApiError(
+                400, "unexpected_file", f"A file came in field {event.name!r}. {_CURL_HINT}"
+            )
+        self.files_seen += 1
+        if self.files_seen > 1:
+            raise ApiError(400, "too_many_files", "Send exactly one file per upload.")
+        self.filename = clean_filename(event.filename)
+
+    def on_data(self, data: bytes, more: bool) -> None:
+        if not self.in_file:
+            self.form_bytes += len(data)
+            if self.form_bytes > MAX_FORM_OVERHEAD_BYTES:
+                raise ApiError(400, "malformed_upload", f"The form is too large. {_CURL_HINT}")
+            return
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            raise too_large(self.max_bytes)
+        if self.grid_in is not None:
+            self.grid_in.write(data)
+        else:
+            self.head += data
+            if len(self.head) >= SNIFF_BYTES:
+                self._start_storing()
+        if not more:
+            self.in_file = False
+            if self.size == 0:
+                raise ApiError(400, "empty_file", "The file is empty; send a video.")
+            if self.grid_in is None:
+                self._start_storing()
+
+    def _start_storing(self) -> None:
+        self.content_type = media_type(bytes(self.head))
+        if self.content_type is None:
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "The file is not a video or audio file (judged by its content, not its "
+                "name); send a video such as MP4, MKV, WebM, MOV or AVI.",
+            )
+        self.grid_in = self.bucket.open_upload_stream_with_id(
+            self.fid,
+            self.filename,
+            metadata={"owner": self.owner, "content_type": self.content_type},
+        )
+        self.grid_in.write(bytes(self.head))
+        self.head = bytearray()
+
+    def finish(self) -> StoredUpload:
+        if self.files_seen == 0:
+            raise ApiError(400, "missing_file", f"No file in the upload. {_CURL_HINT}")
+        if self.grid_in is None or self.in_file:
+            raise ApiError(400, "malformed_upload", f"The upload is incomplete. {_CURL_HINT}")
+        self.grid_in.close()
+        return StoredUpload(self.fid, self.filename, self.size, self.content_type or "")
+
+    def abort(self) -> None:
+        if self.grid_in is None:
+            return
+        try:
+            self.grid_in.abort()
+        except PyMongoError:
+            log.exception("could not remove the partial upload %s; it is an orphan now", self.fid)
+
+
+def store_upload(
+    body: BinaryIO,
+    boundary: bytes,
+    *,
+    fid: ObjectId,
+    bucket: GridFSBucket,
+    owner: str,
+    max_bytes: int,
+) -> StoredUpload:
+    """Parse the multipart `body` and store its one file in `bucket` under `fid`."""
+    receiver = _Receiver(fid, bucket, owner, max_bytes)
+    decoder = MultipartDecoder(boundary)
+    received = 0
+    try:
+        while decoder.state not in (State.EPILOGUE, State.COMPLETE):
+            data = body.read(READ_BYTES)
+            if not data and not received:
+                raise ApiError(400, "missing_file", f"The body is empty. {_CURL_HINT}")
+            received += len(data)
+            decoder.receive_data(data or None)
+            _drain(decoder, receiver)
+            if not data:
+                break
+        return receiver.finish()
+    except BaseException:
+        receiver.abort()
+        raise
+
+
+def _drain(decoder: MultipartDecoder, receiver: _Receiver) -> None:
+    """Hand every event the decoder can produce from what it has to the receiver."""
+    while decoder.state not in (State.EPILOGUE, State.COMPLETE):
+        if decoder.state in (State.PREAMBLE, State.PART):
+            if len(decoder.buffer) > MAX_FORM_OVERHEAD_BYTES:
+                raise ApiError(400, "malformed_upload", f"No form part found. {_CURL_HINT}")
+        try:
+            event = decoder.next_event()
+        except (ValueError, UnicodeDecodeError, RequestEntityTooLarge):
+            raise ApiError(
+                400, "malformed_upload", f"The multipart body is malformed. {_CURL_HINT}"
+            ) from None
+        if isinstance(event, (Field, File)):
+            receiver.on_part(event)
+        elif isinstance(event, Data):
+            receiver.on_data(event.data, event.more_data)
+        elif isinstance(event, NeedData):
+            return

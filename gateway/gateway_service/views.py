@@ -1,0 +1,219 @@
+"""The gateway's HTTP API: what users talk to (the reference's curl calls work as written)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from bson import ObjectId
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from gridfs.errors import NoFile
+from pymongo.errors import PyMongoError
+from werkzeug.exceptions import ClientDisconnected
+
+from mp3common.amqp import PublishError
+from mp3common.http import ApiError, error_response
+from mp3common.jobs import CONVERTING, DONE, FAILED, QUEUED, parse_id, public_view
+from mp3common.logs import request_id
+
+from . import downloads, uploads
+from .services import services
+from .storage import discard_quietly
+
+log = logging.getLogger(__name__)
+bp = Blueprint("gateway", __name__)
+
+#: Multipart's own bytes around the file (boundaries, part headers): allowed on top of
+#: MAX_UPLOAD_BYTES when judging a request by its Content-Length before reading it.
+MULTIPART_ALLOWANCE_BYTES = 64 * 1024
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+
+
+def _current_user() -> str:
+    return services().auth.user_for(request.headers.get("Authorization"))
+
+
+def _links(fid: str) -> dict[str, str]:
+    return {
+        "status_url": url_for("gateway.status", fid=fid),
+        "download_url": url_for("gateway.download", fid=fid),
+    }
+
+
+def _owned_job(owner: str) -> dict:
+    """The caller's job named by ?fid= (upload id or MP3 id); 404 for anyone else's."""
+    raw = request.args.get("fid")
+    if raw is None or not raw.strip():
+        raise ApiError(400, "missing_fid", "Say which file: ?fid=<the fid the upload returned>.")
+    fid = parse_id(raw)
+    job = services().storage.jobs.for_owner(fid, owner) if fid is not None else None
+    if job is None:
+        raise ApiError(404, "not_found", "You have no file with that fid.")
+    return job
+
+
+@bp.post("/login")
+def login():
+    """Passed to auth as is: the JWT comes back as the plain body, as the reference's curl shows."""
+    body, status, headers = services().auth.login(request.headers.get("Authorization"))
+    return Response(body, status=status, headers=headers)
+
+
+@bp.post("/upload")
+def upload():
+    owner = _current_user()
+    settings = current_app.config["SETTINGS"]
+    boundary = uploads.boundary_of(request.headers.get("Content-Type"))
+    declared = request.content_length
+    if declared is not None and declared > settings.max_upload_bytes + MULTIPART_ALLOWANCE_BYTES:
+        raise uploads.too_large(settings.max_upload_bytes)
+
+    storage, fid, started = services().storage, ObjectId(), time.monotonic()
+    try:
+        stored = uploads.store_upload(
+            request.stream,
+            boundary,
+            fid=fid,
+            bucket=storage.videos,
+            owner=owner,
+            max_bytes=settings.max_upload_bytes,
+        )
+    except ClientDisconnected:
+        log.info("client went away mid-upload; the partial file %s was removed", fid)
+        raise
+    try:
+        job = storage.jobs.create(
+            fid,
+            owner=owner,
+            filename=stored.filename,
+            size=stored.size,
+            content_type=stored.content_type,
+            request_id=request_id.get(),
+        )
+    except PyMongoError:
+        discard_quietly(storage, fid)
+        raise
+    try:
+        services().publisher.publish_job(job)
+    except PublishError as exc:
+        log.error("job %s not queued, upload undone: %s", fid, exc)
+        discard_quietly(storage, fid)
+        raise ApiError(
+            503,
+            "queue_unavailable",
+            "The upload could not be queued for conversion and was not kept; try again.",
+        ) from None
+    seconds = time.monotonic() - started
+    log.info(
+        "upload %s stored and queued: %d bytes, %s, %.1f s (%.0f MB/s)",
+        fid,
+        stored.size,
+        stored.content_type,
+        seconds,
+        stored.size / 1e6 / max(seconds, 1e-6),
+    )
+    view = {**public_view(job), **_links(str(fid))}
+    response = jsonify(view)
+    response.status_code = 202
+    response.headers["Location"] = view["status_url"]
+    return response
+
+
+@bp.get("/status")
+def status():
+    job = _owned_job(_current_user())
+    view = public_view(job)
+    if job["state"] == DONE:
+        view.update(_links(str(job["_id"])))
+    return jsonify(view)
+
+
+@bp.get("/jobs")
+def jobs():
+    owner = _current_user()
+    page = _positive_int("page", 1)
+    per_page = _positive_int("per_page", DEFAULT_PAGE_SIZE)
+    if per_page > MAX_PAGE_SIZE:
+        raise ApiError(400, "invalid_page", f"per_page can be at most {MAX_PAGE_SIZE}.")
+    store = services().storage.jobs
+    total = store.count_for_owner(owner)
+    found = store.list_for_owner(owner, limit=per_page, skip=(page - 1) * per_page)
+    more = page * per_page < total
+    return jsonify(
+        jobs=[public_view(job) for job in found],
+        page=page,
+        per_page=per_page,
+        total=total,
+        next=url_for("gateway.jobs", page=page + 1, per_page=per_page) if more else None,
+    )
+
+
+def _positive_int(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ApiError(400, "invalid_page", f"{name} must be a whole number from 1 up.")
+    return int(raw)
+
+
+@bp.get("/download")
+def download():
+    job = _owned_job(_current_user())
+    if job["state"] in (QUEUED, CONVERTING):
+        raise ApiError(
+            409,
+            "not_ready",
+            "The MP3 is not ready yet; ask /status and download once it says done.",
+            state=job["state"],
+        )
+    if job["state"] == FAILED:
+        raise ApiError(
+            422,
+            "conversion_failed",
+            "This video could not be converted; the reason says why.",
+            state=FAILED,
+            reason=job.get("reason"),
+        )
+    try:
+        grid_out = services().storage.mp3s.open_download_stream(job["mp3_fid"])
+    except NoFile:
+        log.error("job %s is done but its MP3 %s is missing", job["_id"], job.get("mp3_fid"))
+        raise ApiError(404, "not_found", "The MP3 of this file is missing.") from None
+    return downloads.mp3_response(request, grid_out, downloads.mp3_name(job.get("filename")))
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    """Ready when auth, MongoDB and RabbitMQ all answer; each says so in the body."""
+    checks = {}
+    for name, check in (
+        ("auth", services().auth.check),
+        ("mongodb", services().storage.ping),
+        ("rabbitmq", services().publisher.check),
+    ):
+        try:
+            check()
+            checks[name] = "ok"
+        except (ApiError, PyMongoError, PublishError) as exc:
+            log.warning("not ready: %s does not answer (%s)", name, exc)
+            checks[name] = "unavailable"
+    if any(value != "ok" for value in checks.values()):
+        return error_response(
+            503, "not_ready", "A service the gateway needs is unavailable.", checks=checks
+        )
+    return jsonify(status="ready", checks=checks)
+
+
+@bp.app_errorhandler(PyMongoError)
+def storage_unavailable(exc: PyMongoError):
+    log.error("MongoDB unavailable: %r", exc)
+    return error_response(
+        503, "storage_unavailable", "File storage is unavailable; try again in a moment."
+    )
