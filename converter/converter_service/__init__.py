@@ -1,0 +1,49 @@
+"""The converter: a RabbitMQ consumer turning uploaded videos into MP3s (no HTTP API)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Mapping
+
+from pymongo.errors import PyMongoError
+
+from mp3common.amqp import Consumer
+from mp3common.logs import configure_logging
+from mp3common.mongo import client
+
+from . import settings as settings_module
+from .handler import JobHandler, remove_stale_work_dirs
+
+log = logging.getLogger(__name__)
+
+
+def build_consumer(environ: Mapping[str, str] | None = None) -> Consumer:
+    """The consumer of VIDEO_QUEUE, built from `environ` (the process environment when None)."""
+    configure_logging("converter")
+    settings = settings_module.load(environ)
+    configure_logging("converter", settings.log_level)
+    database = client(settings.mongodb_uri, app_name="converter")[settings.mongodb_db]
+    handler = JobHandler(settings, database)
+    try:
+        handler.storage.ensure_indexes()
+    except PyMongoError as exc:  # not fatal: jobs wait for MongoDB anyway
+        log.warning("could not create the MP3 index yet: %r", exc)
+    remove_stale_work_dirs(settings.work_dir)
+    return Consumer(
+        settings.rabbitmq_url,
+        settings.video_queue,
+        handler,
+        publishes_to=[settings.mp3_queue],
+        heartbeat_file=settings.heartbeat_file,
+        stop_grace_seconds=settings.stop_grace_seconds,
+        name=f"converter {socket.gethostname()}:{os.getpid()}",
+    )
+
+
+def main(environ: Mapping[str, str] | None = None) -> None:
+    consumer = build_consumer(environ)
+    consumer.install_signal_handlers()
+    log.info("converter consuming %s, publishing to its results' queue", consumer.queue)
+    consumer.run()

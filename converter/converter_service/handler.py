@@ -1,0 +1,208 @@
+"""One `video` message → one job converted, failed, or recognised as already handled.
+
+The handler runs under `mp3common.amqp.Consumer`, which acks only after the messages it
+returns are published and confirmed. Its guarantees:
+
+* Converted: the MP3 is in GridFS and the job `done` before the `mp3` message is
+  returned; the source video is deleted afterwards (unless KEEP_SOURCE_VIDEO).
+* Unusable file: the job is `failed` with a reason for a person, and `PermanentError`
+  carries the `mp3` message (state "failed") so the notifier mails the owner; the video
+  message is then dead-lettered to `video.dlq` and its video kept for inspection.
+* Transient trouble (MongoDB, disk): an exception, so the message is requeued, up to the
+  queue's delivery limit. On the last delivery the job is failed instead, so its owner
+  hears of it rather than nothing.
+* Redelivered (a converter died, or its ack was lost): a finished job is not converted
+  again. Its `mp3` message is sent again only while the owner has not been mailed; the
+  notifier's claim on the job keeps that to one mail.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bson import ObjectId
+from pymongo.database import Database
+
+from mp3common.amqp import DELIVERY_LIMIT, Delivery, Outgoing, PermanentError
+from mp3common.jobs import DONE, FAILED, Jobs, mp3_message, parse_id
+
+from .extract_audio import Interrupted, Timeouts, UnusableMedia, extract_audio
+from .settings import Settings
+from .storage import Storage, VideoMissing
+
+log = logging.getLogger(__name__)
+
+WORK_DIR_PREFIX = "mp3conv-"
+GAVE_UP = "the conversion service could not process it in time; please upload it again"
+
+
+class JobHandler:
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.settings = settings
+        self.jobs = Jobs(database)
+        self.storage = Storage(database)
+        self.timeouts = Timeouts(
+            base_seconds=settings.ffmpeg_timeout_base_seconds,
+            per_media_second=settings.ffmpeg_timeout_per_media_second,
+            max_seconds=settings.ffmpeg_timeout_max_seconds,
+        )
+
+    def __call__(self, delivery: Delivery, stopping: threading.Event) -> list[Outgoing]:
+        job_id = parse_id(str(delivery.body.get("video_fid") or ""))
+        if job_id is None:
+            raise PermanentError(f"the message names no video: {delivery.body!r:.200}")
+        try:
+            return self._handle(job_id, stopping)
+        except (PermanentError, Interrupted):
+            raise
+        except Exception as exc:
+            if delivery.delivery_count + 1 < DELIVERY_LIMIT:
+                raise
+            # The broker dead-letters it after this; tell the owner instead of nothing.
+            log.exception("job %s failed on its last delivery; giving up", job_id)
+            raise self._failed(job_id, GAVE_UP, detail=repr(exc)) from exc
+
+    # --- the steps ---------------------------------------------------------------------
+
+    def _handle(self, job_id: ObjectId, stopping: threading.Event) -> list[Outgoing]:
+        job = self.jobs.start(job_id)
+        if job is None:
+            return self._already_handled(job_id)
+        attempt = job["attempts"]
+        log.info("converting job %s (attempt %d, %s)", job_id, attempt, job.get("filename"))
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(
+            prefix=f"{WORK_DIR_PREFIX}{os.getpid()}-", dir=self.settings.work_dir
+        ) as work:
+            video, mp3 = Path(work) / "video", Path(work) / "audio.mp3"
+            try:
+                size = self.storage.download_video(job_id, video)
+            except VideoMissing as exc:
+                raise self._failed(job_id, "the uploaded file is no longer stored") from exc
+            if stopping.is_set():
+                raise Interrupted("stopping before the conversion started")
+            try:
+                audio = extract_audio(
+                    video,
+                    mp3,
+                    ffmpeg=self.settings.ffmpeg_binary,
+                    quality_args=self.settings.ffmpeg_quality_args(),
+                    timeouts=self.timeouts,
+                    should_stop=_stop_after_grace(stopping, self.settings.stop_grace_seconds),
+                )
+            except UnusableMedia as exc:
+                raise self._failed(job_id, exc.reason, detail=exc.detail) from exc
+            video.unlink()  # the disk a 1 GB video took is free before the upload
+            self.storage.delete_earlier_attempts(job_id, attempt)
+            mp3_id = self.storage.store_mp3(
+                mp3, job_id=job_id, attempt=attempt, filename=_mp3_name(job.get("filename"))
+            )
+        if not self.jobs.finish(
+            job_id,
+            mp3_fid=mp3_id,
+            mp3_size=audio.size,
+            duration_seconds=audio.duration_seconds,
+            attempt=attempt,
+        ):
+            # A later attempt owns the job now (this one lost its message); it reports.
+            log.warning("job %s was taken over by a later attempt; dropping this MP3", job_id)
+            self.storage.delete_mp3(mp3_id)
+            return []
+        if not self.settings.keep_source_video:
+            self.storage.delete_video(job_id)
+        log.info(
+            "job %s done: %d byte video → %.1f s MP3 in %.2f s",
+            job_id,
+            size,
+            audio.duration_seconds,
+            time.monotonic() - started,
+        )
+        return [self._mp3_message({**job, "state": DONE, "mp3_fid": mp3_id})]
+
+    def _already_handled(self, job_id: ObjectId) -> list[Outgoing]:
+        """A redelivery of a finished job: report it again only if its owner wasn't told."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise PermanentError(f"no job {job_id} (deleted before it was converted)")
+        told = job.get("notified_at") is not None
+        log.info("job %s is already %s (owner mailed: %s)", job_id, job["state"], told)
+        if job["state"] == FAILED:
+            raise PermanentError(
+                f"job {job_id} failed earlier: {job.get('reason')}",
+                outgoing=[] if told else [self._mp3_message(job)],
+            )
+        if not self.settings.keep_source_video:
+            self.storage.delete_video(job_id)  # in case the last attempt died before it
+        return [] if told else [self._mp3_message(job)]
+
+    def _failed(self, job_id: ObjectId, reason: str, *, detail: str = "") -> PermanentError:
+        """Record the failure; the PermanentError that dead-letters it and tells the owner."""
+        log.warning("job %s failed: %s%s", job_id, reason, f" ({detail})" if detail else "")
+        self.jobs.fail(job_id, reason)  # no-op if it is final already
+        job = self.jobs.get(job_id)
+        if job is None:
+            return PermanentError(f"job {job_id} failed and is gone: {reason}")
+        return PermanentError(
+            f"job {job_id} failed: {job.get('reason')}", outgoing=[self._mp3_message(job)]
+        )
+
+    def _mp3_message(self, job: dict[str, Any]) -> Outgoing:
+        return Outgoing(self.settings.mp3_queue, mp3_message(job))
+
+
+def _stop_after_grace(stopping: threading.Event, grace_seconds: float):
+    """True once a stop was asked and the grace ran down: finish what fits, hand back the rest.
+
+    The consumer hands the message back when its grace is over; ffmpeg is killed a little
+    before that, so the worker is free by then.
+    """
+    deadline: list[float] = []
+
+    def should_stop() -> bool:
+        if not stopping.is_set():
+            return False
+        if not deadline:
+            deadline.append(time.monotonic() + max(grace_seconds - 2.0, 0.0))
+            log.info("stop requested: ffmpeg may run %.0f s more", grace_seconds - 2.0)
+        return time.monotonic() >= deadline[0]
+
+    return should_stop
+
+
+def _mp3_name(filename: str | None) -> str:
+    stem = Path(filename or "audio").stem or "audio"
+    return f"{stem}.mp3"
+
+
+def remove_stale_work_dirs(work_dir: str) -> int:
+    """Delete the scratch folders of converters on this host that died (kill -9, OOM)."""
+    removed = 0
+    for folder in Path(work_dir).glob(f"{WORK_DIR_PREFIX}*"):
+        try:
+            pid = int(folder.name[len(WORK_DIR_PREFIX) :].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid == os.getpid() or _alive(pid):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    if removed:
+        log.info("removed %d scratch folder(s) of converters that died", removed)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,53 @@
+import pytest
+
+from converter_service import settings as settings_module
+from mp3common.settings import SettingsError
+
+
+def test_development_defaults_work_with_an_empty_environment():
+    settings = settings_module.load({})
+    assert settings.video_queue == "video" and settings.mp3_queue == "mp3"
+    assert settings.mongodb_db == "mp3converter"
+    assert settings.ffmpeg_quality_args() == ["-q:a", "2"]
+    assert settings.keep_source_video is False
+    assert settings.heartbeat_file is None
+    assert "ffmpeg" in settings.ffmpeg_binary
+
+
+@pytest.mark.parametrize(
+    ("quality", "args"),
+    [("V0", ["-q:a", "0"]), ("v5", ["-q:a", "5"]), ("192k", ["-b:a", "192k"])],
+)
+def test_mp3_quality_is_vbr_or_a_bitrate(quality, args):
+    assert settings_module.load({"MP3_QUALITY": quality}).ffmpeg_quality_args() == args
+
+
+def test_every_problem_is_told_in_one_line():
+    with pytest.raises(SettingsError) as error:
+        settings_module.load(
+            {
+                "MP3_QUALITY": "loud",
+                "FFMPEG_TIMEOUT_PER_MEDIA_SECOND": "soon",
+                "KEEP_SOURCE_VIDEO": "maybe",
+                "VIDEO_QUEUE": "same",
+                "MP3_QUEUE": "same",
+            }
+        )
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("converter cannot start: ")
+    for name in ("MP3_QUALITY", "FFMPEG_TIMEOUT_PER_MEDIA_SECOND", "KEEP_SOURCE_VIDEO", "differ"):
+        assert name in message
+
+
+def test_production_needs_the_broker_and_database_named():
+    with pytest.raises(SettingsError, match="RABBITMQ_URL is not set; MONGODB_URI is not set"):
+        settings_module.load({"APP_ENV": "production"})
+    settings = settings_module.load(
+        {
+            "APP_ENV": "production",
+            "RABBITMQ_URL": "amqp://converter:s3cret@rabbitmq:5672/%2F",
+            "MONGODB_URI": "mongodb://mongodb:27017",
+            "HEARTBEAT_FILE": "/tmp/alive",
+        }
+    )
+    assert settings.production and settings.heartbeat_file == "/tmp/alive"
