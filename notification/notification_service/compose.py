@@ -1,0 +1,114 @@
+"""The mail a user gets for a finished job: what happened, the file id, what to run next.
+
+Plain text, because the body is mostly commands to copy. Everything taken from the upload
+(the file name) is cleaned before it reaches a header or a shell command.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate
+from typing import Any
+from urllib.parse import urlsplit
+
+from mp3common.jobs import DONE
+
+SENDER_NAME = "mp3converter"
+MAX_SUBJECT_NAME = 80
+FOOTER = "mp3converter: an automatic message, replies are not read.\n"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_UNSAFE_FOR_SHELL = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def display_name(filename: str | None) -> str:
+    """The upload's name, fit for a header or a sentence (no line breaks, bounded)."""
+    name = _CONTROL.sub(" ", filename or "").strip() or "your video"
+    return name if len(name) <= MAX_SUBJECT_NAME else name[: MAX_SUBJECT_NAME - 1] + "…"
+
+
+def output_name(filename: str | None) -> str:
+    """`clip.mp4` → `clip.mp3`, with only characters no shell treats specially."""
+    stem = (filename or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+    stem = stem.rsplit(".", 1)[0] if "." in stem.lstrip(".") else stem
+    stem = _UNSAFE_FOR_SHELL.sub("_", stem).strip("._-")[:60]
+    return f"{stem or 'output'}.mp3"
+
+
+def download_command(public_url: str, fid: str, filename: str | None) -> str:
+    """The reference README's download call with this job's id filled in (URL quoted for zsh)."""
+    return (
+        'curl -H "Authorization: Bearer <JWT_TOKEN>" \\\n'
+        f'    "{public_url}/download?fid={fid}" -o {output_name(filename)}'
+    )
+
+
+def _login_command(public_url: str, username: str) -> str:
+    return f'curl -X POST -u "{username}:<PASSWORD>" {public_url}/login'
+
+
+def _done_body(job: dict[str, Any], public_url: str) -> str:
+    fid = str(job["_id"])
+    download = textwrap.indent(download_command(public_url, fid, job.get("filename")), "    ")
+    return f"""Hello,
+
+your video "{display_name(job.get("filename"))}" has been converted to MP3.
+
+File id: {fid}
+
+Download it with:
+
+{download}
+
+where <JWT_TOKEN> is what logging in answers:
+
+    {_login_command(public_url, job["owner"])}
+
+{FOOTER}"""
+
+
+def _failed_body(job: dict[str, Any], public_url: str) -> str:
+    fid = str(job["_id"])
+    reason = _CONTROL.sub(" ", str(job.get("reason") or "the converter did not say why")).strip()
+    return f"""Hello,
+
+we could not convert your video "{display_name(job.get("filename"))}" to MP3.
+
+File id: {fid}
+Reason:  {reason}
+
+What to do: check that the file plays on your computer and has a sound track (a silent
+video has nothing to convert), then upload it again:
+
+    curl -X POST -H "Authorization: Bearer <JWT_TOKEN>" \\
+        -F "file=@video.mp4" {public_url}/upload
+
+If it keeps failing, tell your administrator the file id above.
+
+{FOOTER}"""
+
+
+def compose(job: dict[str, Any], *, sender: str, public_url: str) -> EmailMessage:
+    """The mail for a finished job (converted or failed), addressed to its owner.
+
+    The Message-ID is derived from the job, so should a crash ever make us send twice, the
+    copies carry the same id and mail systems that deduplicate by it show one.
+    """
+    fid = str(job["_id"])
+    name = display_name(job.get("filename"))
+    message = EmailMessage()
+    message["From"] = formataddr((SENDER_NAME, sender))
+    message["To"] = job["owner"]
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    domain = urlsplit(public_url).hostname or "mp3converter"
+    message["Message-ID"] = f"<job-{fid}-{job['state']}@{domain}>"
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Mp3converter-Fid"] = fid
+    if job["state"] == DONE:
+        message["Subject"] = f"Your MP3 is ready: {name}"
+        message.set_content(_done_body(job, public_url))
+    else:
+        message["Subject"] = f"We could not convert {name}"
+        message.set_content(_failed_body(job, public_url))
+    return message

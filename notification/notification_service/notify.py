@@ -1,0 +1,153 @@
+"""The handler for one `mp3` message: at most one mail per job, retried with backoff.
+
+How "one mail per job" holds:
+
+1. Claim the job (`Jobs.claim_notification`): only a finished, not yet notified job whose
+   claim is free or expired can be claimed, so two copies of one message handled at once
+   (two replicas, or a redelivery racing its original) send one mail; the other waits for
+   the claim to end and then finds the job notified.
+2. Send, then record it (`Jobs.mark_notified`), then the Consumer acks.
+
+What is left is the window between the SMTP server's "250 accepted" and the record: a
+crash (or a lost reply to DATA, which SMTP cannot tell from a lost mail) there sends the
+mail again once the message is redelivered and the claim's lease has run out. Both copies
+carry the same Message-ID, which mail systems use to show one. A failure to *record* the
+sent mail is logged and the message still acked: the mail went, and that is the job.
+
+Failures: a 5xx answer → `PermanentError`, dead-lettered with the reason on the job
+(`notify_error`); anything transient → a few attempts with exponential backoff inside this
+delivery, then an exception, so the Consumer requeues it; the queue's delivery limit bounds
+the total, then dead-letters it. Backoff grows across deliveries too (by delivery count).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import Any
+
+from bson import ObjectId
+from pymongo.errors import PyMongoError
+
+from mp3common.amqp import Delivery, PermanentError
+from mp3common.jobs import FINAL_STATES, Jobs, parse_id
+
+from .compose import compose
+from .settings import Settings
+from .smtp import PermanentSendError, Sender, TransientSendError
+
+log = logging.getLogger(__name__)
+
+CLAIM_POLL_SECONDS = 0.5
+
+
+class Stopping(Exception):
+    """The consumer is shutting down; the message goes back to the queue."""
+
+
+def _job_id(body: dict[str, Any]) -> ObjectId:
+    fid = parse_id(body.get("video_fid") if isinstance(body.get("video_fid"), str) else None)
+    if fid is None:
+        raise PermanentError(f"the message names no job (video_fid={body.get('video_fid')!r})")
+    return fid
+
+
+class Notifier:
+    """Called by the shared Consumer for each `mp3` message (see the module docstring)."""
+
+    def __init__(self, settings: Settings, jobs: Jobs, sender: Sender) -> None:
+        self._settings = settings
+        self._jobs = jobs
+        self._sender = sender
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (0-based, across deliveries)."""
+        s = self._settings
+        return min(s.retry_backoff_seconds * 2**attempt, s.retry_max_backoff_seconds)
+
+    def __call__(self, delivery: Delivery, stopping: threading.Event) -> None:
+        fid = _job_id(delivery.body)
+        try:
+            self._notify(fid, delivery, stopping)
+        except PyMongoError as exc:
+            # MongoDB is unreachable: wait before the requeue, so that a short outage does
+            # not use up the delivery limit in seconds.
+            delay = self.backoff(delivery.delivery_count)
+            log.warning("job store unavailable (%r); retrying in %.1f s", exc, delay)
+            stopping.wait(delay)
+            raise
+
+    def _notify(self, fid: ObjectId, delivery: Delivery, stopping: threading.Event) -> None:
+        claimant = uuid.uuid4().hex
+        attempts = self._settings.send_attempts
+        for attempt in range(attempts):
+            job = self._claim(fid, claimant, stopping)
+            if job is None:
+                return
+            message = compose(
+                job, sender=self._settings.sender, public_url=self._settings.public_url
+            )
+            try:
+                self._sender.send(message)
+            except PermanentSendError as exc:
+                self._jobs.release_notification(fid, claimant, error=str(exc))
+                raise PermanentError(f"mail for job {fid} refused for good: {exc}") from exc
+            except TransientSendError as exc:
+                self._jobs.release_notification(fid, claimant, error=str(exc))
+                delay = self.backoff(delivery.delivery_count * attempts + attempt)
+                last = attempt + 1 == attempts
+                log.warning(
+                    "sending the mail for job %s failed (%s); %s in %.1f s",
+                    fid,
+                    exc,
+                    "handing the message back" if last else f"attempt {attempt + 2}",
+                    delay,
+                )
+                if stopping.wait(delay):
+                    raise Stopping("stopping; the message goes back to the queue") from exc
+                if last:
+                    raise TransientSendError(
+                        f"mail for job {fid} not sent in {attempts} attempts: {exc}"
+                    ) from exc
+                continue
+            self._record_sent(fid, job)
+            return
+
+    def _claim(
+        self, fid: ObjectId, claimant: str, stopping: threading.Event
+    ) -> dict[str, Any] | None:
+        """The claimed job, or None when there is nothing to send (gone or already mailed)."""
+        waited = False
+        while True:
+            job = self._jobs.claim_notification(
+                fid, claimant, lease_seconds=self._settings.claim_lease_seconds
+            )
+            if job is not None:
+                return job
+            job = self._jobs.get(fid)
+            if job is None:
+                log.warning("job %s no longer exists (deleted?); no mail to send", fid)
+                return None
+            if job.get("notified_at"):
+                log.info("job %s was already notified; not sending again", fid)
+                return None
+            if job["state"] not in FINAL_STATES:
+                raise PermanentError(f"job {fid} is {job['state']!r}, not finished; no mail")
+            if not waited:
+                log.info("another notifier is mailing job %s; waiting for it", fid)
+                waited = True
+            if stopping.wait(CLAIM_POLL_SECONDS):
+                raise Stopping("stopping; the message goes back to the queue")
+
+    def _record_sent(self, fid: ObjectId, job: dict[str, Any]) -> None:
+        try:
+            if not self._jobs.mark_notified(fid):
+                log.warning("job %s was marked notified by someone else too", fid)
+        except PyMongoError:
+            log.exception(
+                "mail for job %s sent, but recording it failed; a copy of its message "
+                "would send it again",
+                fid,
+            )
+        log.info("notified %s that job %s is %s", job["owner"], fid, job["state"])

@@ -1,0 +1,88 @@
+import re
+
+import pytest
+from bson import ObjectId
+
+from notification_service.compose import compose, download_command, output_name
+
+FID = ObjectId("65a1b2c3d4e5f60718293a4b")
+
+
+def _job(**changes):
+    job = {
+        "_id": FID,
+        "owner": "alice@example.com",
+        "filename": "holiday clip.mp4",
+        "state": "done",
+        "mp3_fid": ObjectId(),
+        "reason": None,
+    }
+    return job | changes
+
+
+def _compose(job):
+    return compose(job, sender="mp3converter@example.com", public_url="http://mp3converter.com")
+
+
+def test_a_done_mail_names_the_file_its_id_and_the_exact_download_command():
+    message = _compose(_job())
+    assert message["To"] == "alice@example.com"
+    assert message["From"] == "mp3converter <mp3converter@example.com>"
+    assert message["Subject"] == "Your MP3 is ready: holiday clip.mp4"
+    assert message["Message-ID"] == f"<job-{FID}-done@mp3converter.com>"
+    body = message.get_content()
+    assert '"holiday clip.mp4"' in body
+    assert f"File id: {FID}" in body
+    assert (
+        'curl -H "Authorization: Bearer <JWT_TOKEN>" \\\n'
+        f'        "http://mp3converter.com/download?fid={FID}" -o holiday_clip.mp3'
+    ) in body
+    assert 'curl -X POST -u "alice@example.com:<PASSWORD>" http://mp3converter.com/login' in body
+    assert message.get_content_type() == "text/plain"
+
+
+def test_a_failed_mail_says_why_and_what_to_do():
+    message = _compose(_job(state="failed", reason="the video has no audio track"))
+    assert message["Subject"] == "We could not convert holiday clip.mp4"
+    body = message.get_content()
+    assert "Reason:  the video has no audio track" in body
+    assert f"File id: {FID}" in body
+    assert "upload it again" in body and "http://mp3converter.com/upload" in body
+    assert "/download" not in body
+
+
+@pytest.mark.parametrize(
+    ("filename", "subject_name"),
+    [
+        ("evil\r\nBcc: everyone@example.com.mp4", "evil Bcc: everyone@example.com.mp4"),
+        ("", "your video"),
+        (None, "your video"),
+        ("x" * 300 + ".mp4", "x" * 79 + "…"),
+        ("été à la plage.mp4", "été à la plage.mp4"),
+    ],
+)
+def test_the_file_name_cannot_break_the_headers(filename, subject_name):
+    message = _compose(_job(filename=filename))
+    assert message["Subject"] == f"Your MP3 is ready: {subject_name}"
+    assert message["Bcc"] is None
+    assert "\nBcc:" not in message.as_string()
+
+
+@pytest.mark.parametrize(
+    ("filename", "expected"),
+    [
+        ("clip.mp4", "clip.mp3"),
+        ("my holiday.final.mov", "my_holiday.final.mp3"),
+        ('x"; rm -rf ~; ".mp4', "x_rm_-rf.mp3"),
+        ("$(reboot).mkv", "reboot.mp3"),
+        ("../../etc/passwd", "passwd.mp3"),
+        ("C:\\videos\\clip.avi", "clip.mp3"),
+        (".hidden", "hidden.mp3"),
+        ("", "output.mp3"),
+        (None, "output.mp3"),
+    ],
+)
+def test_the_output_name_in_the_command_is_shell_safe(filename, expected):
+    assert output_name(filename) == expected
+    command = download_command("http://mp3converter.com", str(FID), filename)
+    assert re.search(r" -o [A-Za-z0-9._-]+\.mp3$", command)

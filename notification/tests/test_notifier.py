@@ -1,0 +1,216 @@
+"""The service as it runs: the shared Consumer on a queue of its own, jobs in a test
+database, a real SMTP server; messages are what the converter publishes (`mp3_message`).
+"""
+
+import json
+import threading
+import time
+
+import pytest
+from bson import ObjectId
+from conftest import (
+    Mailbox,
+    RunningConsumer,
+    SmtpServer,
+    finished_job,
+    free_port,
+    get_message,
+    publish,
+    queue_depth,
+    wait_until,
+)
+
+from mp3common.jobs import mp3_message
+from notification_service import create_consumer
+
+
+def _consumer(environ, server=None, **changes):
+    smtp = server.environ() if server is not None else {}
+    return create_consumer(environ | smtp | changes)
+
+
+def test_a_converted_job_gets_one_mail_with_its_file_id(environ, jobs, smtp, mailbox):
+    job = finished_job(jobs, owner="bob@example.com", filename="talk.mp4")
+    publish(environ["MP3_QUEUE"], mp3_message(job))
+    with RunningConsumer(_consumer(environ, smtp)):
+        assert wait_until(lambda: jobs.get(job["_id"]).get("notified_at"))
+    [(_from, rcpt_tos, message)] = mailbox.messages
+    assert rcpt_tos == ["bob@example.com"]
+    assert message["Subject"] == "Your MP3 is ready: talk.mp4"
+    body = message.get_content()
+    assert f"File id: {job['_id']}" in body
+    assert f'"http://mp3converter.com/download?fid={job["_id"]}" -o talk.mp3' in body
+    assert queue_depth(environ["MP3_QUEUE"]) == 0
+    assert queue_depth(environ["MP3_QUEUE"] + ".dlq") == 0
+
+
+def test_a_failed_job_gets_a_could_not_convert_mail(environ, jobs, smtp, mailbox):
+    job = finished_job(jobs, failed_because="the video has no audio track")
+    publish(environ["MP3_QUEUE"], mp3_message(job))
+    with RunningConsumer(_consumer(environ, smtp)):
+        assert wait_until(lambda: mailbox.messages)
+    message = mailbox.messages[0][2]
+    assert message["Subject"].startswith("We could not convert")
+    assert "Reason:  the video has no audio track" in message.get_content()
+
+
+def test_a_4xx_answer_is_retried_then_the_mail_goes(environ, jobs, certificate):
+    box = Mailbox(answers=["451 4.7.1 Greylisted, try later"] * 2)
+    job = finished_job(jobs)
+    with SmtpServer(box, tls=certificate) as server:
+        publish(environ["MP3_QUEUE"], mp3_message(job))
+        with RunningConsumer(_consumer(environ, server)):
+            assert wait_until(lambda: jobs.get(job["_id"]).get("notified_at"))
+    assert box.rcpt_attempts == 3 and len(box.messages) == 1
+    assert "notify_error" not in jobs.get(job["_id"])  # cleared once it went
+    assert get_message(environ["MP3_QUEUE"] + ".dlq", timeout=0.5) is None
+
+
+def test_a_5xx_answer_is_dead_lettered_at_once_with_the_reason(environ, jobs, certificate):
+    box = Mailbox(answers=["550 5.1.1 The email account does not exist"] * 10)
+    job = finished_job(jobs, owner="nobody@example.com")
+    with SmtpServer(box, tls=certificate) as server:
+        publish(environ["MP3_QUEUE"], mp3_message(job))
+        with RunningConsumer(_consumer(environ, server)) as consumer:
+            dead = get_message(environ["MP3_QUEUE"] + ".dlq")
+            assert consumer.ready.is_set()  # still consuming, not crashed
+    assert dead is not None and json.loads(dead)["video_fid"] == str(job["_id"])
+    assert box.rcpt_attempts == 1
+    stored = jobs.get(job["_id"])
+    assert stored["notify_error"].startswith("recipient refused: 550 5.1.1")
+    assert stored.get("notified_at") is None
+
+
+def test_smtp_down_is_retried_a_bounded_number_of_times_then_dead_lettered(environ, jobs):
+    job = finished_job(jobs)
+    down = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(free_port()), "SMTP_SECURITY": "none"}
+    publish(environ["MP3_QUEUE"], mp3_message(job))
+    started = time.monotonic()
+    with RunningConsumer(_consumer(environ, **down, SMTP_SEND_ATTEMPTS="2")) as consumer:
+        dead = get_message(environ["MP3_QUEUE"] + ".dlq", timeout=30)
+        assert consumer.ready.is_set()
+    assert dead is not None, "never dead-lettered"
+    # 5 deliveries x 2 attempts, with 0.1 s .. 0.4 s between them.
+    assert 2.0 < time.monotonic() - started < 25
+    assert "unreachable" in jobs.get(job["_id"])["notify_error"]
+
+
+def test_a_duplicated_message_sends_one_mail(environ, jobs, smtp, mailbox):
+    job = finished_job(jobs)
+    publish(environ["MP3_QUEUE"], mp3_message(job))
+    publish(environ["MP3_QUEUE"], mp3_message(job))
+    with RunningConsumer(_consumer(environ, smtp)):
+        assert wait_until(lambda: queue_depth(environ["MP3_QUEUE"]) == 0)
+        time.sleep(0.5)
+    assert len(mailbox.messages) == 1
+
+
+def test_two_notifiers_with_the_same_job_at_once_send_one_mail(environ, jobs, certificate):
+    """Two replicas each get a copy while the first mail is still in flight."""
+    both_started = threading.Barrier(2, timeout=10)
+    box = Mailbox()
+    job = finished_job(jobs)
+    with SmtpServer(box, tls=certificate) as server:
+        box.before_data = lambda: time.sleep(1.0)
+        first = _consumer(environ, server)
+        second = _consumer(environ, server)
+        with RunningConsumer(first), RunningConsumer(second):
+            both_started.reset()
+            publish(environ["MP3_QUEUE"], mp3_message(job))
+            publish(environ["MP3_QUEUE"], mp3_message(job))
+            assert wait_until(lambda: queue_depth(environ["MP3_QUEUE"]) == 0, timeout=20)
+            time.sleep(1.5)
+    assert len(box.messages) == 1
+
+
+def test_a_message_redelivered_after_its_mail_went_sends_no_second_one(environ, jobs, certificate):
+    """The consumer's connection dies while the mail is in flight, so the ack is lost and
+    the broker redelivers the message: the job says it was sent, nothing more goes."""
+    from mp3common.amqp import Consumer
+
+    box = Mailbox()
+    job = finished_job(jobs)
+    name = f"notify-test-{job['_id']}"
+    in_flight, connection_gone = threading.Event(), threading.Event()
+    redeliveries = []
+
+    def hold_mail():
+        in_flight.set()
+        connection_gone.wait(10)
+
+    box.before_data = hold_mail
+    with SmtpServer(box, tls=certificate) as server:
+        built = _consumer(environ, server)
+        notifier = built._handler
+
+        def handler(delivery, stopping):
+            redeliveries.append(delivery.redelivered)
+            return notifier(delivery, stopping)
+
+        consumer = Consumer(environ["RABBITMQ_URL"], environ["MP3_QUEUE"], handler, name=name)
+        publish(environ["MP3_QUEUE"], mp3_message(job))
+        with RunningConsumer(consumer):
+            assert in_flight.wait(10)
+            _close_connections(name)
+            connection_gone.set()
+            assert wait_until(lambda: len(redeliveries) == 2, timeout=20), redeliveries
+            assert wait_until(lambda: queue_depth(environ["MP3_QUEUE"]) == 0)
+    assert redeliveries == [False, True]
+    assert len(box.messages) == 1
+    assert jobs.get(job["_id"])["notified_at"] is not None
+
+
+def _close_connections(name):
+    import os
+    from urllib.parse import quote
+
+    import requests
+
+    management = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
+
+    def close():
+        closed = 0
+        for connection in requests.get(f"{management}/api/connections", timeout=5).json():
+            if connection.get("client_properties", {}).get("connection_name") == name:
+                path = quote(connection["name"], safe="")
+                requests.delete(f"{management}/api/connections/{path}", timeout=5)
+                closed += 1
+        return closed
+
+    # The management API lists a new connection a moment after it opened.
+    assert wait_until(close, timeout=15), f"no connection named {name}"
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ({"mp3_fid": "x"}, "no video_fid"),
+        ({"video_fid": "not-an-id"}, "malformed video_fid"),
+        ({"video_fid": 12345}, "video_fid not a string"),
+    ],
+)
+def test_a_message_naming_no_job_goes_to_the_dlq(environ, smtp, mailbox, body, why):
+    publish(environ["MP3_QUEUE"], body)
+    with RunningConsumer(_consumer(environ, smtp)):
+        assert get_message(environ["MP3_QUEUE"] + ".dlq") is not None, why
+    assert mailbox.messages == []
+
+
+def test_an_unfinished_job_is_dead_lettered_not_mailed(environ, jobs, smtp, mailbox):
+    job_id = ObjectId()
+    jobs.create(
+        job_id, owner="a@example.com", filename="x.mp4", size=1, content_type=None, request_id=None
+    )
+    publish(environ["MP3_QUEUE"], {"video_fid": str(job_id), "state": "done"})
+    with RunningConsumer(_consumer(environ, smtp)):
+        assert get_message(environ["MP3_QUEUE"] + ".dlq") is not None
+    assert mailbox.messages == []
+
+
+def test_a_deleted_job_is_acked_without_a_mail(environ, smtp, mailbox):
+    publish(environ["MP3_QUEUE"], {"video_fid": str(ObjectId()), "state": "done"})
+    with RunningConsumer(_consumer(environ, smtp)):
+        assert wait_until(lambda: queue_depth(environ["MP3_QUEUE"]) == 0)
+        time.sleep(0.3)
+    assert mailbox.messages == []
+    assert get_message(environ["MP3_QUEUE"] + ".dlq", timeout=0.3) is None
