@@ -6,6 +6,9 @@ queue (prefetch 1, ack after the handler), `notify.Notifier` handles a message.
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 from collections.abc import Mapping
 
 from mp3common import mongo
@@ -23,6 +26,8 @@ def create_consumer(environ: Mapping[str, str] | None = None) -> Consumer:
     configure_logging("notification")
     settings = settings_module.load(environ)
     configure_logging("notification", settings.log_level)
+    if settings.log_level != "debug":  # pika narrates every connection step at INFO
+        logging.getLogger("pika").setLevel(logging.WARNING)
     client = mongo.client(settings.mongodb_uri, app_name="notification")
     notifier = Notifier(settings, Jobs(client[settings.mongodb_db]), Sender(settings))
     return Consumer(
@@ -30,5 +35,5 @@ def create_consumer(environ: Mapping[str, str] | None = None) -> Consumer:
         settings.mp3_queue,
         notifier,
         heartbeat_file=settings.heartbeat_file or None,
-        name="notification",
+        name=f"notification {socket.gethostname()}:{os.getpid()}",
     )
