@@ -180,6 +180,32 @@ def test_long_work_keeps_the_connection_alive(queue_name):
     assert get_message(queue_name, timeout=1) is None
 
 
+def test_a_finished_handler_is_acked_at_once_not_at_the_next_poll(queue_name):
+    """Short jobs back to back: each one's ack follows its handler without a polling delay."""
+    out = f"{queue_name}.out"
+    publisher = Publisher(RABBITMQ_URL, [queue_name])
+    for n in range(20):
+        publisher.publish(queue_name, {"n": n})
+
+    def quick(delivery, stopping):
+        time.sleep(0.01)
+        return [Outgoing(out, delivery.body)]
+
+    started = time.monotonic()
+    with RunningConsumer(_consumer(queue_name, quick, publishes_to=[out])):
+        assert wait_until(lambda: _depth(out) == 20, timeout=20)
+        elapsed = time.monotonic() - started
+    assert elapsed < 3, f"20 jobs of 10 ms took {elapsed:.1f} s"
+
+
+def _depth(queue: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        connection.close()
+
+
 def test_stop_hands_an_unfinished_message_back(queue_name):
     started = threading.Event()
 
