@@ -124,7 +124,8 @@ start_mongo() {
 start_smtp_sink() {
     if alive smtp-sink; then say "SMTP sink: already running"; return; fi
     port_open "$SMTP_SINK_PORT" && die "port $SMTP_SINK_PORT is taken; set SMTP_SINK_PORT"
-    mkdir -p "$VAR/mail"
+    # The maildir's own folders: aiosmtpd's Mailbox only makes them when var/mail is new.
+    mkdir -p "$VAR/mail/cur" "$VAR/mail/new" "$VAR/mail/tmp"
     say "SMTP sink: starting on $SMTP_SINK_PORT, mail kept in var/mail"
     spawn smtp-sink "exec '$VENV/bin/python' -m aiosmtpd -n -l 127.0.0.1:$SMTP_SINK_PORT -c aiosmtpd.handlers.Mailbox '$VAR/mail'"
     wait_port "$SMTP_SINK_PORT" 30 "the SMTP sink"
