@@ -24,6 +24,7 @@ def build_consumer(environ: Mapping[str, str] | None = None) -> Consumer:
     configure_logging("converter")
     settings = settings_module.load(environ)
     configure_logging("converter", settings.log_level)
+    logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLogger().level))
     database = client(settings.mongodb_uri, app_name="converter")[settings.mongodb_db]
     handler = JobHandler(settings, database)
     try:

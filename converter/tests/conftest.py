@@ -105,8 +105,8 @@ class World:
             time.sleep(0.05)
         raise AssertionError(f"job {job_id} not finished in {timeout} s: {self.jobs.get(job_id)}")
 
-    def messages(self, queue: str, timeout: float = 1.0) -> list[dict]:
-        """Every message on `queue` (acked); waits up to `timeout` for the first one."""
+    def messages(self, queue: str, timeout: float = 1.0, count: int = 1) -> list[dict]:
+        """Every message on `queue` (acked); waits up to `timeout` for the first `count`."""
         connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
         try:
             channel = connection.channel()
@@ -118,7 +118,7 @@ class World:
                     channel.basic_ack(method.delivery_tag)
                     found.append(json.loads(body))
                     continue
-                if found or time.monotonic() > deadline:
+                if len(found) >= count or time.monotonic() > deadline:
                     return found
                 time.sleep(0.05)
         finally:

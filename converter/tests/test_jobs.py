@@ -1,0 +1,161 @@
+"""Whole jobs through the real Consumer: GridFS in, MP3 in GridFS, job record, `mp3` message."""
+
+import io
+import time
+
+import media
+import pytest
+from bson import ObjectId
+from conftest import RABBITMQ_URL, RunningConsumer
+from mutagen.mp3 import MP3
+
+from converter_service import build_consumer
+from converter_service import settings as settings_module
+from converter_service.handler import GAVE_UP, JobHandler
+from mp3common.amqp import Consumer
+from mp3common.mongo import client
+
+
+@pytest.fixture(scope="module")
+def converter(module_world):
+    """One converter for the whole table: it also proves a bad file never stalls the next."""
+    with RunningConsumer(build_consumer(module_world.environ())):
+        yield module_world
+
+
+@pytest.mark.parametrize("name", list(media.SAMPLES))
+def test_each_upload_ends_done_with_its_mp3_or_failed_with_its_reason(name, converter, media_dir):
+    world = converter
+    sample = media.SAMPLES[name]
+    job_id = world.submit(media.make(sample, media_dir), sample.filename)
+    job = world.wait_final(job_id)
+    [told] = world.messages(world.mp3_queue, timeout=5)
+    assert told["video_fid"] == str(job_id) and told["username"] == "ann@example.com"
+    if sample.reason:
+        assert (job["state"], job["reason"]) == ("failed", sample.reason)
+        assert (told["state"], told["reason"], told["mp3_fid"]) == ("failed", sample.reason, None)
+        [dead] = world.messages(f"{world.video_queue}.dlq", timeout=5)
+        assert dead["video_fid"] == str(job_id)
+        assert world.videos.find({"_id": job_id}).to_list(), "a failed job's video is kept"
+        return
+    assert job["state"] == "done", job.get("reason")
+    assert (told["state"], told["mp3_fid"]) == ("done", str(job["mp3_fid"]))
+    mp3 = world.mp3s.open_download_stream(job["mp3_fid"]).read()
+    assert len(mp3) == job["mp3_size"]
+    info = MP3(io.BytesIO(mp3)).info
+    assert abs(info.length - media.SECONDS) <= 0.1
+    assert abs(job["duration_seconds"] - media.SECONDS) <= 0.1
+    assert info.sample_rate == sample.sample_rate
+    assert not world.videos.find({"_id": job_id}).to_list(), "the source video is deleted"
+    assert world.mp3s.find({"_id": job["mp3_fid"]}).next().filename.endswith(".mp3")
+    assert world.messages(f"{world.video_queue}.dlq", timeout=0.2) == []
+
+
+def test_nothing_is_left_in_the_scratch_folder(converter):
+    assert list(converter.work_dir.iterdir()) == []
+
+
+def test_a_redelivered_job_makes_no_second_mp3_and_no_second_mail(world, media_dir):
+    job_id = world.submit(media.make(media.SAMPLES["mp4 h264+aac"], media_dir))
+    with RunningConsumer(build_consumer(world.environ())):
+        first = world.wait_final(job_id)
+        assert len(world.messages(world.mp3_queue, timeout=5)) == 1
+        world.publish(job_id)  # the same message again, as after a lost ack
+        time.sleep(1)
+        again = world.messages(world.mp3_queue, timeout=5)
+        # Not mailed yet: reported again (the notifier's claim keeps it to one mail) ...
+        assert [m["mp3_fid"] for m in again] == [str(first["mp3_fid"])]
+        world.jobs.mark_notified(job_id)
+        world.publish(job_id)
+        time.sleep(1)
+        assert world.messages(world.mp3_queue, timeout=1) == []  # ... and once mailed, not.
+    assert [f["_id"] for f in world.mp3_files(job_id)] == [first["mp3_fid"]]
+    assert world.jobs.get(job_id)["attempts"] == 1
+    assert world.queue_depth(world.video_queue) == 0
+
+
+def test_a_redelivered_failed_job_is_dead_lettered_again_without_a_second_mail(world, media_dir):
+    job_id = world.submit(media.make(media.SAMPLES["video without audio"], media_dir))
+    with RunningConsumer(build_consumer(world.environ())):
+        world.wait_final(job_id)
+        assert len(world.messages(world.mp3_queue, timeout=5)) == 1
+        world.jobs.mark_notified(job_id)
+        world.publish(job_id)
+        assert len(world.messages(f"{world.video_queue}.dlq", timeout=5, count=2)) == 2
+    assert world.messages(world.mp3_queue, timeout=0.5) == []
+    assert world.jobs.get(job_id)["attempts"] == 1
+
+
+def test_an_mp3_left_by_an_interrupted_attempt_is_replaced(world, media_dir):
+    job_id = world.upload(media.make(media.SAMPLES["mp4 h264+aac"], media_dir))
+    world.jobs.start(job_id)  # attempt 1 ... stored its MP3, then died before `done`
+    orphan = world.mp3s.upload_from_stream(
+        "clip.mp3", io.BytesIO(b"half"), metadata={"job_id": job_id, "attempt": 1}
+    )
+    world.publish(job_id)
+    with RunningConsumer(build_consumer(world.environ())):
+        job = world.wait_final(job_id)
+    assert job["state"] == "done" and job["attempts"] == 2
+    assert [f["_id"] for f in world.mp3_files(job_id)] == [job["mp3_fid"]] != [orphan]
+
+
+def test_a_job_whose_video_is_gone_fails_with_a_reason(world):
+    job_id = ObjectId()
+    world.jobs.create(
+        job_id, owner="ann@example.com", filename="x.mp4", size=1, content_type=None, request_id=""
+    )
+    world.publish(job_id)
+    with RunningConsumer(build_consumer(world.environ())):
+        job = world.wait_final(job_id)
+    assert job["reason"] == "the uploaded file is no longer stored"
+    assert world.messages(world.mp3_queue, timeout=5)[0]["state"] == "failed"
+
+
+def test_a_message_without_a_job_id_is_dead_lettered(world):
+    world.publisher.publish(world.video_queue, {"video_fid": "not-an-id"})
+    with RunningConsumer(build_consumer(world.environ())):
+        assert world.messages(f"{world.video_queue}.dlq", timeout=10) == [
+            {"video_fid": "not-an-id"}
+        ]
+
+
+def test_keep_source_video_keeps_it(world, media_dir):
+    job_id = world.submit(media.make(media.SAMPLES["audio only m4a"], media_dir))
+    with RunningConsumer(build_consumer(world.environ(KEEP_SOURCE_VIDEO="true"))):
+        assert world.wait_final(job_id)["state"] == "done"
+    assert world.videos.find({"_id": job_id}).to_list()
+
+
+def test_mongodb_down_retries_then_tells_the_owner_when_it_can(world, media_dir):
+    """MongoDB unreachable (nothing listens on the port): retried, bounded, dead-lettered."""
+    job_id = world.submit(media.make(media.SAMPLES["mp4 h264+aac"], media_dir))
+    settings = settings_module.load(world.environ())
+    down = client("mongodb://127.0.0.1:9/", app_name="converter-tests", timeout_ms=200)
+    attempts = []
+    handler = JobHandler(settings, down[world.db_name])
+
+    def counting(delivery, stopping):
+        attempts.append(delivery.delivery_count)
+        return handler(delivery, stopping)
+
+    consumer = Consumer(RABBITMQ_URL, world.video_queue, counting, publishes_to=[world.mp3_queue])
+    with RunningConsumer(consumer):
+        dead = world.messages(f"{world.video_queue}.dlq", timeout=30)
+    assert [m["video_fid"] for m in dead] == [str(job_id)]
+    assert 2 <= len(attempts) <= 6, attempts  # retried, not forever
+    assert world.jobs.get(job_id)["state"] == "queued"  # nothing could be written
+    assert list(world.work_dir.iterdir()) == []
+
+
+def test_on_its_last_delivery_a_failing_job_is_failed_for_its_owner(world, media_dir):
+    """A fault of this machine that outlasts the retries (its scratch folder is missing):
+    the owner hears of it, rather than nothing."""
+    job_id = world.submit(media.make(media.SAMPLES["mp4 h264+aac"], media_dir))
+    consumer = build_consumer(world.environ(CONVERTER_WORK_DIR=str(world.work_dir / "gone")))
+    with RunningConsumer(consumer):
+        job = world.wait_final(job_id)
+        assert world.messages(f"{world.video_queue}.dlq", timeout=10)
+    assert (job["state"], job["reason"]) == ("failed", GAVE_UP)
+    assert job["attempts"] >= 2
+    [told] = world.messages(world.mp3_queue, timeout=5)
+    assert (told["state"], told["reason"]) == ("failed", GAVE_UP)
