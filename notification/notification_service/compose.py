@@ -40,12 +40,13 @@ def download_command(public_url: str, fid: str, filename: str | None) -> str:
     """The reference README's download call with this job's id filled in (URL quoted for zsh)."""
     return (
         'curl -H "Authorization: Bearer <JWT_TOKEN>" \\\n'
-        f'    "{public_url}/download?fid={fid}" -o {output_name(filename)}'
+        f'  "{public_url}/download?fid={fid}" \\\n'
+        f"  -o {output_name(filename)}"
     )
 
 
 def _login_command(public_url: str, username: str) -> str:
-    return f'curl -X POST -u "{username}:<PASSWORD>" {public_url}/login'
+    return f'curl -X POST -u "{username}:<PASSWORD>" \\\n  {public_url}/login'
 
 
 def _done_body(job: dict[str, Any], public_url: str) -> str:
@@ -63,7 +64,7 @@ Download it with:
 
 where <JWT_TOKEN> is what logging in answers:
 
-    {_login_command(public_url, job["owner"])}
+{textwrap.indent(_login_command(public_url, job["owner"]), "    ")}
 
 {FOOTER}"""
 
@@ -78,8 +79,8 @@ we could not convert your video "{display_name(job.get("filename"))}" to MP3.
 File id: {fid}
 Reason:  {reason}
 
-What to do: check that the file plays on your computer and has a sound track (a silent
-video has nothing to convert), then upload it again:
+What to do: check that the file plays on your computer and has a sound
+track (a silent video has nothing to convert), then upload it again:
 
     curl -X POST -H "Authorization: Bearer <JWT_TOKEN>" \\
         -F "file=@video.mp4" {public_url}/upload

@@ -34,11 +34,22 @@ def test_a_done_mail_names_the_file_its_id_and_the_exact_download_command():
     assert '"holiday clip.mp4"' in body
     assert f"File id: {FID}" in body
     assert (
-        'curl -H "Authorization: Bearer <JWT_TOKEN>" \\\n'
-        f'        "http://mp3converter.com/download?fid={FID}" -o holiday_clip.mp3'
+        '    curl -H "Authorization: Bearer <JWT_TOKEN>" \\\n'
+        f'      "http://mp3converter.com/download?fid={FID}" \\\n'
+        "      -o holiday_clip.mp3\n"
     ) in body
-    assert 'curl -X POST -u "alice@example.com:<PASSWORD>" http://mp3converter.com/login' in body
+    assert (
+        '    curl -X POST -u "alice@example.com:<PASSWORD>" \\\n'
+        "      http://mp3converter.com/login\n"
+    ) in body
     assert message.get_content_type() == "text/plain"
+
+
+def test_the_mail_is_plain_7bit_text_with_short_lines():
+    for state in ("done", "failed"):
+        message = _compose(_job(state=state, reason="the video has no audio track"))
+        assert message["Content-Transfer-Encoding"] == "7bit"
+        assert max(map(len, message.get_content().splitlines())) <= 78
 
 
 def test_a_failed_mail_says_why_and_what_to_do():
@@ -85,4 +96,4 @@ def test_the_file_name_cannot_break_the_headers(filename, subject_name):
 def test_the_output_name_in_the_command_is_shell_safe(filename, expected):
     assert output_name(filename) == expected
     command = download_command("http://mp3converter.com", str(FID), filename)
-    assert re.search(r" -o [A-Za-z0-9._-]+\.mp3$", command)
+    assert re.search(r"\n  -o [A-Za-z0-9._-]+\.mp3$", command)

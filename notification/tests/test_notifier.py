@@ -39,7 +39,7 @@ def test_a_converted_job_gets_one_mail_with_its_file_id(environ, jobs, smtp, mai
     assert message["Subject"] == "Your MP3 is ready: talk.mp4"
     body = message.get_content()
     assert f"File id: {job['_id']}" in body
-    assert f'"http://mp3converter.com/download?fid={job["_id"]}" -o talk.mp3' in body
+    assert f'"http://mp3converter.com/download?fid={job["_id"]}" \\\n      -o talk.mp3' in body
     assert queue_depth(environ["MP3_QUEUE"]) == 0
     assert queue_depth(environ["MP3_QUEUE"] + ".dlq") == 0
 
