@@ -19,6 +19,7 @@ from pymongo.errors import PyMongoError
 from mp3common import mongo
 from mp3common.jobs import CHUNK_SIZE_BYTES, MP3_BUCKET, VIDEO_BUCKET, Jobs
 
+from . import gridfs_writer
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class Storage:
         self._settings = settings
         self._lock = threading.Lock()
         self._indexed = False
+        self._gridfs_indexed = False
 
     @property
     def database(self) -> Database:
@@ -38,6 +40,15 @@ class Storage:
             timeout_ms=self._settings.mongodb_timeout_ms,
         )
         return client[self._settings.mongodb_db]
+
+    @property
+    def gridfs_database(self) -> Database:
+        """The database, once the uploads' GridFS indexes exist (checked once per process)."""
+        database = self.database
+        if not self._gridfs_indexed:
+            gridfs_writer.ensure_indexes(database, VIDEO_BUCKET)
+            self._gridfs_indexed = True
+        return database
 
     @property
     def videos(self) -> GridFSBucket:

@@ -1,8 +1,8 @@
 """A multipart upload streamed from the socket into GridFS, checked on the way.
 
 Nothing holds the whole file: the body is read in small pieces, parsed by Werkzeug's
-incremental multipart decoder, and each piece of the file part is written to a GridFS
-upload stream (which sends it in 1 MiB chunks). The first bytes are held back until they
+incremental multipart decoder, and each piece of the file part is written to GridFS in
+1 MiB chunks while the next piece is read (gridfs_writer). The first bytes are held back until they
 show a video or audio container, so a refused file never reaches MongoDB. Whatever goes
 wrong before the end (too large, a second file, the client hanging up, MongoDB failing)
 aborts the GridFS stream, which removes the chunks already written: no orphan is left.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from bson import ObjectId
-from gridfs import GridFSBucket
+from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
@@ -24,6 +24,7 @@ from werkzeug.sansio.multipart import Data, Field, File, MultipartDecoder, NeedD
 
 from mp3common.http import ApiError
 
+from .gridfs_writer import GridFSUpload
 from .sniff import SNIFF_BYTES, media_type
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,11 @@ def too_large(max_bytes: int) -> ApiError:
 class _Receiver:
     """The state of one upload while its body is parsed (one part at a time)."""
 
-    def __init__(self, fid: ObjectId, bucket: GridFSBucket, owner: str, max_bytes: int) -> None:
+    def __init__(
+        self, fid: ObjectId, database: Database, bucket: str, owner: str, max_bytes: int
+    ) -> None:
         self.fid = fid
+        self.database = database
         self.bucket = bucket
         self.owner = owner
         self.max_bytes = max_bytes
@@ -86,7 +90,7 @@ class _Receiver:
         self.size = 0
         self.head = bytearray()
         self.content_type: str | None = None
-        self.grid_in = None
+        self.stored_file: GridFSUpload | None = None
         self.form_bytes = 0
 
     def on_part(self, event: Field | File) -> None:
@@ -111,8 +115,8 @@ class _Receiver:
         self.size += len(data)
         if self.size > self.max_bytes:
             raise too_large(self.max_bytes)
-        if self.grid_in is not None:
-            self.grid_in.write(data)
+        if self.stored_file is not None:
+            self.stored_file.write(data)
         else:
             self.head += data
             if len(self.head) >= SNIFF_BYTES:
@@ -121,7 +125,7 @@ class _Receiver:
             self.in_file = False
             if self.size == 0:
                 raise ApiError(400, "empty_file", "The file is empty; send a video.")
-            if self.grid_in is None:
+            if self.stored_file is None:
                 self._start_storing()
 
     def _start_storing(self) -> None:
@@ -133,27 +137,29 @@ class _Receiver:
                 "The file is not a video or audio file (judged by its content, not its "
                 "name); send a video such as MP4, MKV, WebM, MOV or AVI.",
             )
-        self.grid_in = self.bucket.open_upload_stream_with_id(
+        self.stored_file = GridFSUpload(
+            self.database,
+            self.bucket,
             self.fid,
             self.filename,
-            metadata={"owner": self.owner, "content_type": self.content_type},
+            {"owner": self.owner, "content_type": self.content_type},
         )
-        self.grid_in.write(bytes(self.head))
+        self.stored_file.write(bytes(self.head))
         self.head = bytearray()
 
     def finish(self) -> StoredUpload:
         if self.files_seen == 0:
             raise ApiError(400, "missing_file", f"No file in the upload. {_CURL_HINT}")
-        if self.grid_in is None or self.in_file:
+        if self.stored_file is None or self.in_file:
             raise ApiError(400, "malformed_upload", f"The upload is incomplete. {_CURL_HINT}")
-        self.grid_in.close()
+        self.stored_file.close()
         return StoredUpload(self.fid, self.filename, self.size, self.content_type or "")
 
     def abort(self) -> None:
-        if self.grid_in is None:
+        if self.stored_file is None:
             return
         try:
-            self.grid_in.abort()
+            self.stored_file.abort()
         except PyMongoError:
             log.exception("could not remove the partial upload %s; it is an orphan now", self.fid)
 
@@ -163,12 +169,13 @@ def store_upload(
     boundary: bytes,
     *,
     fid: ObjectId,
-    bucket: GridFSBucket,
+    database: Database,
+    bucket: str,
     owner: str,
     max_bytes: int,
 ) -> StoredUpload:
-    """Parse the multipart `body` and store its one file in `bucket` under `fid`."""
-    receiver = _Receiver(fid, bucket, owner, max_bytes)
+    """Parse the multipart `body` and store its one file in GridFS `bucket` under `fid`."""
+    receiver = _Receiver(fid, database, bucket, owner, max_bytes)
     decoder = MultipartDecoder(boundary)
     received = 0
     try:

@@ -13,7 +13,15 @@ from werkzeug.exceptions import ClientDisconnected
 
 from mp3common.amqp import PublishError
 from mp3common.http import ApiError, error_response
-from mp3common.jobs import CONVERTING, DONE, FAILED, QUEUED, parse_id, public_view
+from mp3common.jobs import (
+    CONVERTING,
+    DONE,
+    FAILED,
+    QUEUED,
+    VIDEO_BUCKET,
+    parse_id,
+    public_view,
+)
 from mp3common.logs import request_id
 
 from . import downloads, uploads
@@ -75,7 +83,8 @@ def upload():
             request.stream,
             boundary,
             fid=fid,
-            bucket=storage.videos,
+            database=storage.gridfs_database,
+            bucket=VIDEO_BUCKET,
             owner=owner,
             max_bytes=settings.max_upload_bytes,
         )
