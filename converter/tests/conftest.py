@@ -200,6 +200,7 @@ class ConverterProcess:
             env=world.environ(**env),
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a pod is: killpg kills all
         )
 
     def wait_ready(self, timeout: float = 20.0) -> None:

@@ -167,22 +167,15 @@ def make(sample: Sample, folder: Path) -> Path:
 
 
 def long_clip(folder: Path, seconds: float) -> Path:
-    """A clip whose conversion takes a while (about 1 s per 3 min of audio here)."""
+    """A clip whose conversion takes a while (about 1 s per 5 min of audio here)."""
     path = folder / f"long-{seconds:.0f}s.mp4"
     if not path.exists():
+        tone = f"sine=frequency=440:sample_rate=44100:duration={seconds}"
         encode(
             *_video("64x64", 1, seconds),
-            *_tone(44100, seconds),
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "48k",
-            "-shortest",
-            str(path),
+            *("-f", "lavfi", "-i", tone),
+            *("-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-b:a", "48k"),
+            *("-shortest", str(path)),
         )
     return path
 

@@ -1,0 +1,116 @@
+"""Real converter processes (`python -m consumer`): crashes, stops, and sharing a queue."""
+
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import media
+import pytest
+
+LONG_SECONDS = 600  # about 2 s of ffmpeg here: long enough to be caught in the middle
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    return media.long_clip(tmp_path_factory.mktemp("long"), LONG_SECONDS)
+
+
+def _ffmpeg_running_under(pid: int) -> bool:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if fields[1] == str(pid) and b"ffmpeg" in command:
+            return True
+    return False
+
+
+def _wait_for(predicate, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def test_kill_9_mid_job_then_another_converter_completes_it_exactly_once(
+    world, converters, long_clip
+):
+    first = converters("first")
+    job_id = world.submit(long_clip)
+    _wait_for(lambda: _ffmpeg_running_under(first.process.pid))
+    # The pod dies: the converter and its ffmpeg, at once, with no chance to clean up.
+    os.killpg(first.process.pid, signal.SIGKILL)
+    first.process.wait(10)
+    assert world.jobs.get(job_id)["state"] == "converting"
+
+    second = converters("second")
+    job = world.wait_final(job_id, timeout=60)
+    assert job["state"] == "done" and job["attempts"] == 2
+    assert [f["_id"] for f in world.mp3_files(job_id)] == [job["mp3_fid"]]
+    assert abs(job["duration_seconds"] - LONG_SECONDS) <= 0.1
+    told = world.messages(world.mp3_queue, timeout=5)
+    time.sleep(0.5)
+    told += world.messages(world.mp3_queue, timeout=0.2)
+    assert [m["video_fid"] for m in told] == [str(job_id)]  # one message, so one mail
+    assert world.queue_depth(world.video_queue) == 0
+    assert world.messages(f"{world.video_queue}.dlq", timeout=0.2) == []
+    # The dead converter's scratch folder was removed by the next one to start.
+    assert [p.name for p in world.work_dir.iterdir()] == []
+    assert second.process.poll() is None
+
+
+def test_two_converters_drain_a_queue_each_job_done_once(world, converters, media_dir):
+    first, second = converters("first"), converters("second")
+    clip = media.make(media.SAMPLES["mp4 h264+aac"], media_dir)
+    job_ids = [world.submit(clip, f"clip-{n}.mp4") for n in range(16)]
+    jobs = [world.wait_final(job_id, timeout=60) for job_id in job_ids]
+    assert {job["state"] for job in jobs} == {"done"}
+    assert {job["attempts"] for job in jobs} == {1}
+    for job_id in job_ids:
+        assert len(world.mp3_files(job_id)) == 1
+    told = world.messages(world.mp3_queue, timeout=5, count=len(job_ids))
+    assert Counter(m["video_fid"] for m in told) == Counter(str(j) for j in job_ids)
+    # Both took a share (prefetch 1: neither hoards the queue).
+    for converter in (first, second):
+        converted = [
+            line
+            for line in converter.log_lines()
+            if line["message"].startswith("job ") and " done: " in line["message"]
+        ]
+        assert converted, f"{converter.log_path.name} converted nothing"
+
+
+def test_sigterm_lets_the_current_job_finish_then_exits(world, converters, long_clip):
+    converter = converters("stopping")
+    job_id = world.submit(long_clip)
+    _wait_for(lambda: _ffmpeg_running_under(converter.process.pid))
+    converter.process.send_signal(signal.SIGTERM)
+    assert converter.process.wait(30) == 0
+    job = world.jobs.get(job_id)
+    assert job["state"] == "done" and job["attempts"] == 1
+    assert [m["state"] for m in world.messages(world.mp3_queue, timeout=5)] == ["done"]
+    assert world.queue_depth(world.video_queue) == 0
+
+
+def test_sigterm_past_the_grace_kills_ffmpeg_and_hands_the_job_back(world, converters, long_clip):
+    converter = converters("impatient", STOP_GRACE_SECONDS="1")
+    job_id = world.submit(long_clip)
+    _wait_for(lambda: _ffmpeg_running_under(converter.process.pid))
+    converter.process.send_signal(signal.SIGTERM)
+    assert converter.process.wait(15) == 0
+    assert not _ffmpeg_running_under(converter.process.pid)
+    assert world.jobs.get(job_id)["state"] == "converting"
+    assert world.queue_depth(world.video_queue) == 1  # handed back, not lost
+    assert list(world.work_dir.iterdir()) == []  # its scratch folder went with it
+
+    converters("next")
+    assert world.wait_final(job_id, timeout=60)["state"] == "done"
+    assert len(world.messages(world.mp3_queue, timeout=5)) == 1
