@@ -235,9 +235,39 @@ start_services() {
         echo "$print" >"$RUN/$name.fingerprint"
         wait_ready "$name" "$url"
     done < <(service_lines)
+    stop_surplus
 }
 
-service_lines() { grep -v '^[[:space:]]*\(#\|$\)' "$ROOT/dev/services"; }
+# dev/services without comments. A line named NAME*VAR=N stands for N copies, NAME-1 ..
+# NAME-N, or as many as the variable VAR says (CONVERTERS=3 make run).
+service_lines() {
+    local name url command base var count i
+    while read -r name url command; do
+        case "$name" in ''|'#'*) continue ;; esac
+        if [[ $name =~ ^([a-z]+)\*([A-Z_]+)=([0-9]+)$ ]]; then
+            base=${BASH_REMATCH[1]} var=${BASH_REMATCH[2]}
+            count=${!var:-${BASH_REMATCH[3]}}
+            [[ $count =~ ^[0-9]+$ ]] || die "$var must be a number of processes, not '$count'"
+            for ((i = 1; i <= count; i++)); do
+                printf '%s %s %s\n' "$base-$i" "$url" "$command"
+            done
+        else
+            printf '%s %s %s\n' "$name" "$url" "$command"
+        fi
+    done <"$ROOT/dev/services"
+}
+
+stop_surplus() { # what runs but is no longer wanted (e.g. CONVERTERS went down)
+    local pidfile name
+    for pidfile in "$RUN"/*.pid; do
+        [ -e "$pidfile" ] || continue
+        name=$(basename "$pidfile" .pid)
+        case "$name" in smtp-sink|mongo) continue ;; esac
+        service_lines | awk '{print $1}' | grep -qx "$name" && continue
+        say "$name: no longer in dev/services, stopping"
+        stop_pid "$name"
+    done
+}
 
 print_usage() {
     cat <<EOF
@@ -283,7 +313,8 @@ cmd_up() {
 cmd_down() {
     local name
     mkdir -p "$RUN"
-    for name in $( (service_lines | awk '{print $1}'; echo smtp-sink; echo mongo) ); do
+    for name in $( (service_lines | awk '{print $1}'; cd "$RUN" && ls -- *.pid 2>/dev/null \
+        | sed 's/\.pid$//' | grep -vx 'smtp-sink\|mongo'; echo smtp-sink; echo mongo) ); do
         if [ -f "$RUN/$name.pid" ]; then say "stopping $name"; stop_pid "$name"; fi
     done
     if [ -f "$RUN/started-rabbitmq" ]; then
