@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 
 _NO_DEFAULT = object()
 
+#: What the committed Kubernetes secret.yaml files hold until `make k8s-secrets` fills
+#: them in; a value containing it never runs in production.
+PLACEHOLDER = "CHANGE-ME"
+
 
 class SettingsError(RuntimeError):
     """The environment cannot run the service; the message says every reason."""
@@ -50,7 +54,9 @@ class Env:
         """
         value = self._environ.get(name, "").strip()
         if value:
-            if self.production and secret and value == dev_default:
+            if self.production and PLACEHOLDER in value:
+                self.problems.append(f"{name} is a placeholder ({PLACEHOLDER}); set a real value")
+            elif self.production and secret and value == dev_default:
                 self.problems.append(f"{name} is the development default; set a real value")
             return value
         if default is not _NO_DEFAULT:

@@ -12,6 +12,21 @@ def test_a_secret_dev_default_is_refused_in_production_but_other_defaults_are_no
     assert "HOST" not in str(caught.value)
 
 
+def test_a_placeholder_from_the_kubernetes_manifests_is_refused_in_production():
+    """secret.yaml's CHANGE-ME, applied without `make k8s-secrets`, also inside a URL."""
+    environ = {"PASSWORD": "CHANGE-ME", "URL": "amqp://u:CHANGE-ME@rabbitmq:5672/%2F"}
+    env = Env({"APP_ENV": "production", **environ})
+    env.text("PASSWORD", dev_default="dev", secret=True)
+    env.text("URL", dev_default="amqp://guest:guest@127.0.0.1:5672/%2F")
+    with pytest.raises(SettingsError) as caught:
+        env.finish("svc")
+    assert "PASSWORD is a placeholder" in str(caught.value)
+    assert "URL is a placeholder" in str(caught.value)
+    development = Env(environ)
+    assert development.text("PASSWORD", secret=True) == "CHANGE-ME"
+    development.finish("svc")
+
+
 @pytest.mark.parametrize(
     ("environ", "read", "expected"),
     [
