@@ -238,18 +238,18 @@ start_services() {
     stop_surplus
 }
 
-# dev/services without comments. A line named NAME*VAR=N stands for N copies, NAME-1 ..
-# NAME-N, or as many as the variable VAR says (CONVERTERS=3 make run).
+# dev/services without comments. A COMMAND starting with @VAR=N stands for N copies,
+# NAME-1 .. NAME-N, or as many as the variable VAR says (CONVERTERS=3 make run).
 service_lines() {
-    local name url command base var count i
+    local name url command var count i
     while read -r name url command; do
         case "$name" in ''|'#'*) continue ;; esac
-        if [[ $name =~ ^([a-z]+)\*([A-Z_]+)=([0-9]+)$ ]]; then
-            base=${BASH_REMATCH[1]} var=${BASH_REMATCH[2]}
-            count=${!var:-${BASH_REMATCH[3]}}
+        if [[ $command =~ ^@([A-Z_]+)=([0-9]+)[[:space:]]+(.*)$ ]]; then
+            var=${BASH_REMATCH[1]} count=${BASH_REMATCH[2]} command=${BASH_REMATCH[3]}
+            count=${!var:-$count}
             [[ $count =~ ^[0-9]+$ ]] || die "$var must be a number of processes, not '$count'"
             for ((i = 1; i <= count; i++)); do
-                printf '%s %s %s\n' "$base-$i" "$url" "$command"
+                printf '%s %s %s\n' "$name-$i" "$url" "$command"
             done
         else
             printf '%s %s %s\n' "$name" "$url" "$command"
