@@ -44,7 +44,8 @@ SHELL_SAFE = re.compile(r"^[A-Za-z0-9._@:=-]+$")
 
 def _services_in_make_run() -> set[str]:
     lines = (ROOT / "dev" / "services").read_text().splitlines()
-    return {line.split()[0] for line in lines if line.strip() and not line.startswith("#")}
+    names = [line.split()[0] for line in lines if line.strip() and not line.startswith("#")]
+    return {name.split("*")[0] for name in names}  # "converter*CONVERTERS=2": N processes
 
 
 _MISSING = {"gateway", "converter", "notification"} - _services_in_make_run()

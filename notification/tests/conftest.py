@@ -78,7 +78,8 @@ class Mailbox:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         if self.before_data is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.before_data)
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        raw = envelope.content.replace(b"\r\n", b"\n")  # as a mailbox stores it
+        message = email.message_from_bytes(raw, policy=email.policy.default)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message))
         return "250 Message accepted for delivery"
 
