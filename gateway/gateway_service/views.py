@@ -91,6 +91,9 @@ def upload():
     except ClientDisconnected:
         log.info("client went away mid-upload; the partial file %s was removed", fid)
         raise
+    except ApiError as exc:
+        log.info("upload refused (%s %s) after %.1f s", exc.status, exc.error, _since(started))
+        raise
     try:
         job = storage.jobs.create(
             fid,
@@ -127,6 +130,10 @@ def upload():
     response.status_code = 202
     response.headers["Location"] = view["status_url"]
     return response
+
+
+def _since(started: float) -> float:
+    return time.monotonic() - started
 
 
 @bp.get("/status")
