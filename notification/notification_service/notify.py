@@ -150,4 +150,4 @@ class Notifier:
                 "would send it again",
                 fid,
             )
-        log.info("notified %s that job %s is %s", job["owner"], fid, job["state"])
+        log.info("mailed the owner of job %s that it is %s", fid, job["state"])
