@@ -270,28 +270,31 @@ stop_surplus() { # what runs but is no longer wanted (e.g. CONVERTERS went down)
 }
 
 print_usage() {
+    local ffmpeg
+    ffmpeg=$("$VENV/bin/python" -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())' 2>/dev/null || echo ffmpeg)
     cat <<EOF
 
 mp3converter is running (development mode). Logs: var/log/   Mail: make mail
+  gateway        http://127.0.0.1:8080   (mp3converter.com in Kubernetes)
   auth           http://127.0.0.1:5000
   RabbitMQ UI    http://127.0.0.1:15672  (guest/guest)
   MongoDB        ${MONGODB_URI}
+  SMTP sink      127.0.0.1:$SMTP_SINK_PORT → var/mail (make mail)
+  metrics        http://127.0.0.1:9101/metrics (auth), http://127.0.0.1:9102/metrics (gateway)
 
 Try it (the development user is $SEED_EMAIL / $SEED_PASSWORD):
-  curl -X POST -u "$SEED_EMAIL:$SEED_PASSWORD" http://127.0.0.1:5000/login
-  T=\$(curl -s -X POST -u "$SEED_EMAIL:$SEED_PASSWORD" http://127.0.0.1:5000/login)
-  curl -X POST -H "Authorization: Bearer \$T" http://127.0.0.1:5000/validate
-EOF
-    if grep -q '^gateway' "$ROOT/dev/services"; then
-        cat <<EOF
-
-Through the gateway, as the reference README does (add '127.0.0.1 mp3converter.com' to
-/etc/hosts to use the name; or add: --resolve mp3converter.com:80:127.0.0.1 … with port 8080):
-  curl -X POST -u "$SEED_EMAIL:$SEED_PASSWORD" http://127.0.0.1:8080/login
+  $ffmpeg -f lavfi -i testsrc=size=640x360:duration=10 -f lavfi -i sine=duration=10 -shortest -y video.mp4
+  T=\$(curl -s -X POST -u "$SEED_EMAIL:$SEED_PASSWORD" http://127.0.0.1:8080/login)
   curl -X POST -H "Authorization: Bearer \$T" -F "file=@video.mp4" http://127.0.0.1:8080/upload
+  FID=…the "fid" it answered…
+  curl -H "Authorization: Bearer \$T" "http://127.0.0.1:8080/status?fid=\$FID"
+  make mail
   curl -H "Authorization: Bearer \$T" "http://127.0.0.1:8080/download?fid=\$FID" -o output.mp3
+
+The reference README's commands work verbatim against this stack when curl is told where
+mp3converter.com is: add  --connect-to mp3converter.com:80:127.0.0.1:8080  to each, e.g.
+  curl --connect-to mp3converter.com:80:127.0.0.1:8080 -X POST -u "$SEED_EMAIL:$SEED_PASSWORD" http://mp3converter.com/login
 EOF
-    fi
 }
 
 cmd_up() {
