@@ -46,5 +46,5 @@ def build_consumer(environ: Mapping[str, str] | None = None) -> Consumer:
 def main(environ: Mapping[str, str] | None = None) -> None:
     consumer = build_consumer(environ)
     consumer.install_signal_handlers()
-    log.info("converter consuming %s, publishing to its results' queue", consumer.queue)
+    log.info("converter started (pid %d)", os.getpid())
     consumer.run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,6 +74,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         stop_grace_seconds=env.number("STOP_GRACE_SECONDS", 20.0, minimum=1),
         log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
     )
+    if not shutil.which(settings.ffmpeg_binary):
+        env.problems.append(f"FFMPEG_BINARY {settings.ffmpeg_binary!r} is not an executable")
     if settings.video_queue == settings.mp3_queue:
         env.problems.append("VIDEO_QUEUE and MP3_QUEUE must differ")
     env.finish("converter")

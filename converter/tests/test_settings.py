@@ -31,11 +31,18 @@ def test_every_problem_is_told_in_one_line():
                 "KEEP_SOURCE_VIDEO": "maybe",
                 "VIDEO_QUEUE": "same",
                 "MP3_QUEUE": "same",
+                "FFMPEG_BINARY": "/nowhere/ffmpeg",
             }
         )
     message = str(error.value)
     assert "\n" not in message and message.startswith("converter cannot start: ")
-    for name in ("MP3_QUALITY", "FFMPEG_TIMEOUT_PER_MEDIA_SECOND", "KEEP_SOURCE_VIDEO", "differ"):
+    for name in (
+        "MP3_QUALITY",
+        "FFMPEG_TIMEOUT_PER_MEDIA_SECOND",
+        "KEEP_SOURCE_VIDEO",
+        "differ",
+        "FFMPEG_BINARY",
+    ):
         assert name in message
 
 
