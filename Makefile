@@ -14,7 +14,7 @@ UNIT_TEST_DIRS := common $(SERVICES)
 .PHONY: help run stop status test unit-test system-test lint format bench mail logs clean
 
 help: ## list the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # --- environments ----------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from mp3common.gunicorn_conf import (  # noqa: F401 - gunicorn reads these names
     accesslog,
     child_exit,
     logconfig_dict,
+    on_starting,
 )
 
 bind = os.environ.get("GATEWAY_BIND", "0.0.0.0:8080").split(",")
