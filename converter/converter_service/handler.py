@@ -100,7 +100,8 @@ class JobHandler:
             except UnusableMedia as exc:
                 raise self._failed(job_id, exc.reason, detail=exc.detail) from exc
             video.unlink()  # the disk a 1 GB video took is free before the upload
-            self.storage.delete_earlier_attempts(job_id, attempt)
+            if attempt > 1:  # only a retried job can have MP3s of earlier attempts
+                self.storage.delete_earlier_attempts(job_id, attempt)
             mp3_id = self.storage.store_mp3(
                 mp3, job_id=job_id, attempt=attempt, filename=_mp3_name(job.get("filename"))
             )
