@@ -9,12 +9,28 @@ set -a; . var/dev.env; set +a
 PYTEST="$ROOT/.venv/bin/pytest"
 failed=()
 ran=0
+passed_total=0
+failed_total=0
+skipped_total=0
+summary=$(mktemp)
+trap 'rm -f "$summary"' EXIT
+
+count() { # WORD LINE: the number before WORD in pytest's closing line, else 0
+    local n
+    n=$(grep -oE "[0-9]+ $1" <<<"$2" | head -n 1 | cut -d' ' -f1)
+    echo "${n:-0}"
+}
 
 run_suite() { # NAME DIR PYTEST-ARGS...
     local name=$1 dir=$2; shift 2
     echo "==> $name"
-    (cd "$dir" && "$PYTEST" "$@")
-    case $? in
+    (cd "$dir" && "$PYTEST" "$@") | tee "$summary"
+    local status=${PIPESTATUS[0]} last
+    last=$(grep -E '^=*[ ]*[0-9]+ (passed|failed)|^[0-9]+ (passed|failed|skipped)' "$summary" | tail -n 1)
+    passed_total=$((passed_total + $(count passed "$last")))
+    failed_total=$((failed_total + $(count failed "$last") + $(count error "$last")))
+    skipped_total=$((skipped_total + $(count skipped "$last")))
+    case $status in
         0) ran=$((ran + 1)) ;;
         5) echo "    (no tests in $name)" ;;
         *) failed+=("$name") ;;
@@ -26,9 +42,16 @@ for dir in common auth gateway converter notification; do
 done
 run_suite "system tests" "$ROOT" -q -p no:cacheprovider tests "$@"
 
+status=0
 if [ ${#failed[@]} -gt 0 ]; then
     echo "FAILED: ${failed[*]}"
-    exit 1
+    status=1
+elif [ $ran -eq 0 ]; then
+    echo "no test ran"
+    status=1
+else
+    echo "all $ran suites passed"
 fi
-[ $ran -gt 0 ] || { echo "no test ran"; exit 1; }
-echo "all suites passed ($ran)"
+# Last, the one line that sums every suite up.
+echo "total: $passed_total passed, $failed_total failed, $skipped_total skipped"
+exit $status
