@@ -18,7 +18,6 @@ import gridfs
 import imageio_ffmpeg
 import pytest
 import requests
-from conftest import ROOT
 from pymongo import MongoClient
 
 from mp3common.amqp import Publisher
@@ -29,11 +28,6 @@ RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672
 MANAGEMENT_URL = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
 VIDEO_QUEUE = os.environ.get("VIDEO_QUEUE", "video")
-
-pytestmark = pytest.mark.skipif(
-    "converter" not in (ROOT / "dev" / "services").read_text(),
-    reason="the converter is not in dev/services",
-)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from test_flow_reference import (
     mails_to,
     make_video,
     mp3_duration,
-    pytestmark,  # noqa: F401 - the same skip while the flow's services have not landed
     upload,
     wait_for_mails,
 )

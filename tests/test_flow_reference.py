@@ -42,19 +42,6 @@ FID = re.compile(r"^File id: ([0-9a-f]{24})$", re.M)
 SHELL_SAFE = re.compile(r"^[A-Za-z0-9._@:=-]+$")
 
 
-def _services_in_make_run() -> set[str]:
-    lines = (ROOT / "dev" / "services").read_text().splitlines()
-    names = [line.split()[0] for line in lines if line.strip() and not line.startswith("#")]
-    return {name.split("*")[0] for name in names}  # "converter*CONVERTERS=2": N processes
-
-
-_MISSING = {"gateway", "converter", "notification"} - _services_in_make_run()
-pytestmark = pytest.mark.skipif(
-    bool(_MISSING),
-    reason=f"the whole flow needs {', '.join(sorted(_MISSING))} in dev/services (not landed yet)",
-)
-
-
 # --- driving the stack as a user -----------------------------------------------------------
 
 

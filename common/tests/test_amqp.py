@@ -5,13 +5,6 @@ import uuid
 
 import pika
 import pytest
-from conftest import (
-    RABBITMQ_URL,
-    RunningConsumer,
-    close_connections,
-    get_message,
-    wait_until,
-)
 
 from mp3common.amqp import (
     Consumer,
@@ -22,6 +15,13 @@ from mp3common.amqp import (
     declare_queue,
 )
 from mp3common.logs import request_id
+from mp3common.testing import (
+    RABBITMQ_URL,
+    RunningConsumer,
+    close_connections,
+    get_message,
+    wait_until,
+)
 
 
 def test_both_sides_declare_the_same_queue_without_conflict(queue_name):

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,10 +24,10 @@ from bson import ObjectId
 from mp3common.amqp import Publisher
 from mp3common.jobs import CHUNK_SIZE_BYTES, MP3_BUCKET, VIDEO_BUCKET, Jobs, video_message
 from mp3common.mongo import client
+from mp3common.testing import RABBITMQ_URL, delete_queues, queue_depth
 
 CONVERTER_DIR = Path(__file__).resolve().parent.parent
 ROOT = CONVERTER_DIR.parent
-RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
 
 
@@ -128,11 +127,7 @@ class World:
         return list(self.database[f"{MP3_BUCKET}.files"].find({"metadata.job_id": job_id}))
 
     def queue_depth(self, queue: str) -> int:
-        connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
-        try:
-            return connection.channel().queue_declare(queue, passive=True).method.message_count
-        finally:
-            connection.close()
+        return queue_depth(queue)
 
 
 @pytest.fixture
@@ -164,28 +159,7 @@ def _world(tmp_path: Path):
     finally:
         world.publisher.close()
         mongo.drop_database(world.db_name)
-        connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
-        channel = connection.channel()
-        for queue in (video_queue, f"{video_queue}.dlq", mp3_queue, f"{mp3_queue}.dlq"):
-            channel.queue_delete(queue)
-        connection.close()
-
-
-class RunningConsumer:
-    """A converter's Consumer on a thread of the test process, stopped at the end."""
-
-    def __init__(self, consumer):
-        self.consumer = consumer
-        self.thread = threading.Thread(target=consumer.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        assert self.consumer.ready.wait(10), "the converter did not connect"
-        return self.consumer
-
-    def __exit__(self, *exc):
-        self.consumer.stop()
-        self.thread.join(30)
+        delete_queues(video_queue, mp3_queue)
 
 
 class ConverterProcess:

@@ -6,7 +6,6 @@ import time
 import media
 import pytest
 from bson import ObjectId
-from conftest import RABBITMQ_URL, RunningConsumer
 from mutagen.mp3 import MP3
 
 from converter_service import build_consumer
@@ -14,6 +13,7 @@ from converter_service import settings as settings_module
 from converter_service.handler import GAVE_UP, JobHandler
 from mp3common.amqp import Consumer
 from mp3common.mongo import client
+from mp3common.testing import RABBITMQ_URL, RunningConsumer
 
 
 @pytest.fixture(scope="module")

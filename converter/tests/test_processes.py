@@ -9,6 +9,8 @@ from pathlib import Path
 import media
 import pytest
 
+from mp3common.testing import wait_until
+
 LONG_SECONDS = 600  # about 2 s of ffmpeg here: long enough to be caught in the middle
 
 
@@ -32,12 +34,8 @@ def _ffmpeg_running_under(pid: int) -> bool:
 
 
 def _wait_for(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("timed out")
+    if not wait_until(predicate, timeout=timeout, interval=0.02):
+        raise AssertionError("timed out")
 
 
 def test_kill_9_mid_job_then_another_converter_completes_it_exactly_once(

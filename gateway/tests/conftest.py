@@ -13,11 +13,9 @@ import os
 import socket
 import subprocess
 import threading
-import time
 import uuid
 from pathlib import Path
 
-import pika
 import pytest
 import requests
 from bson import ObjectId
@@ -42,6 +40,8 @@ def _load_dev_env() -> None:
 
 
 _load_dev_env()
+from mp3common.testing import delete_queues  # noqa: E402 - reads the environment just loaded
+
 AUTH_SVC_ADDRESS = os.environ.get("AUTH_SVC_ADDRESS", "127.0.0.1:5000")
 AUTH_URL = f"http://{AUTH_SVC_ADDRESS}"
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
@@ -149,11 +149,7 @@ def queue_name():
     """A queue of the test's own (the running converter consumes the real `video`)."""
     name = f"test.gateway.{uuid.uuid4().hex[:10]}"
     yield name
-    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
-    channel = connection.channel()
-    for queue in (name, f"{name}.dlq"):
-        channel.queue_delete(queue)
-    connection.close()
+    delete_queues(name)
 
 
 @pytest.fixture
@@ -231,23 +227,6 @@ class Stored:
 @pytest.fixture
 def stored(database) -> Stored:
     return Stored(database)
-
-
-def get_message(queue: str, timeout: float = 10.0):
-    """The next message on `queue` (body, properties), acked; None if none comes in time."""
-    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
-    try:
-        channel = connection.channel()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            method, properties, body = channel.basic_get(queue)
-            if method is not None:
-                channel.basic_ack(method.delivery_tag)
-                return body, properties
-            time.sleep(0.1)
-        return None
-    finally:
-        connection.close()
 
 
 def upload(client, user: User | None, files: list[tuple[str, str, bytes]], **kwargs):

@@ -7,11 +7,12 @@ import time
 
 import pytest
 import requests
-from conftest import MANAGEMENT_URL, RABBITMQ_URL, exchange, get_message, serving, upload
+from conftest import MANAGEMENT_URL, RABBITMQ_URL, exchange, serving, upload
 
 from gateway_service.publishing import connection_name
 from gateway_service.uploads import READ_BYTES
 from mp3common.amqp import Publisher
+from mp3common.testing import close_connections, get_message, wait_until
 
 KiB, MiB = 1024, 1024 * 1024
 
@@ -220,27 +221,12 @@ def test_a_client_hanging_up_mid_upload_leaves_no_file_or_job(live_gateway, alic
 # --- the broker and the stores failing -------------------------------------------------------
 
 
-def _close_broker_connections(name: str) -> int:
-    closed = 0
-    for connection in requests.get(f"{MANAGEMENT_URL}/api/connections", timeout=5).json():
-        if connection.get("client_properties", {}).get("connection_name") == name:
-            quoted = requests.utils.quote(connection["name"], safe="")
-            requests.delete(
-                f"{MANAGEMENT_URL}/api/connections/{quoted}", timeout=5
-            ).raise_for_status()
-            closed += 1
-    return closed
-
-
 def test_upload_works_after_the_broker_closed_the_gateways_connection(
     client, alice, media, queue_name
 ):
     assert upload(client, alice, [("file", "a.mp4", media["mp4"])]).status_code == 202
-    closed = 0
-    deadline = time.monotonic() + 15  # the management API lists new connections lazily
-    while not closed and time.monotonic() < deadline:
-        closed = _close_broker_connections(connection_name())
-        time.sleep(0.5)
+    # The management API lists new connections lazily.
+    closed = wait_until(lambda: close_connections(connection_name()), timeout=15, interval=0.5)
     assert closed == 1
     time.sleep(0.5)
     second = upload(client, alice, [("file", "b.mp4", media["mp4"])])

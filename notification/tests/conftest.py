@@ -12,13 +12,10 @@ import os
 import socket
 import ssl
 import subprocess
-import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pika
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -27,9 +24,9 @@ from bson import ObjectId
 from mp3common.amqp import Publisher
 from mp3common.jobs import Jobs
 from mp3common.mongo import client
+from mp3common.testing import RABBITMQ_URL, delete_queues
 from notification_service import settings as settings_module
 
-RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
 SMTP_USER, SMTP_PASSWORD = "mp3converter@example.com", "app-password-for-tests"
 
@@ -159,11 +156,7 @@ def jobs(database_name):
 def queue_name():
     name = f"test.notify.{uuid.uuid4().hex[:10]}"
     yield name
-    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
-    channel = connection.channel()
-    for queue in (name, f"{name}.dlq"):
-        channel.queue_delete(queue)
-    connection.close()
+    delete_queues(name)
 
 
 @pytest.fixture
@@ -212,55 +205,3 @@ def publish(queue: str, body: dict) -> None:
         publisher.publish(queue, body)
     finally:
         publisher.close()
-
-
-def get_message(queue: str, timeout: float = 10.0):
-    """The next message on `queue` (body bytes), acked; None if none comes in time."""
-    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
-    try:
-        channel = connection.channel()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            method, _properties, body = channel.basic_get(queue)
-            if method is not None:
-                channel.basic_ack(method.delivery_tag)
-                return body
-            time.sleep(0.1)
-        return None
-    finally:
-        connection.close()
-
-
-def queue_depth(queue: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
-    try:
-        return connection.channel().queue_declare(queue, passive=True).method.message_count
-    finally:
-        connection.close()
-
-
-def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
-
-
-class RunningConsumer:
-    """A Consumer on its own thread, stopped at the end of the `with`."""
-
-    def __init__(self, consumer):
-        self.consumer = consumer
-        self.thread = threading.Thread(target=consumer.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        assert self.consumer.ready.wait(10), "consumer did not connect"
-        return self.consumer
-
-    def __exit__(self, *exc):
-        self.consumer.stop()
-        self.thread.join(15)

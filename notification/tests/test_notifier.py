@@ -3,36 +3,34 @@ database, a real SMTP server; messages are what the converter publishes (`mp3_me
 """
 
 import json
-import os
 import threading
 import time
-from urllib.parse import quote
 
 import pytest
-import requests
 from bson import ObjectId
 from conftest import (
     MONGODB_URI,
     Mailbox,
-    RunningConsumer,
     SmtpServer,
     finished_job,
     free_port,
-    get_message,
     make_settings,
     publish,
-    queue_depth,
-    wait_until,
 )
 
 from mp3common.amqp import Consumer
 from mp3common.jobs import Jobs, mp3_message
 from mp3common.mongo import client
+from mp3common.testing import (
+    RunningConsumer,
+    close_connections,
+    get_message,
+    queue_depth,
+    wait_until,
+)
 from notification_service import create_consumer
 from notification_service.notify import Notifier
 from notification_service.smtp import Sender
-
-MANAGEMENT_URL = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
 
 
 def _consumer(environ, server=None, **changes):
@@ -85,7 +83,7 @@ def test_a_5xx_answer_is_dead_lettered_at_once_with_the_reason(environ, jobs, ce
         with RunningConsumer(_consumer(environ, server)) as consumer:
             dead = get_message(environ["MP3_QUEUE"] + ".dlq")
             assert consumer.ready.is_set()  # still consuming, not crashed
-    assert dead is not None and json.loads(dead)["video_fid"] == str(job["_id"])
+    assert dead is not None and json.loads(dead[0])["video_fid"] == str(job["_id"])
     assert box.rcpt_attempts == 1
     stored = jobs.get(job["_id"])
     assert stored["notify_error"].startswith("recipient refused: 550 5.1.1")
@@ -160,24 +158,13 @@ def test_a_message_redelivered_after_its_mail_went_sends_no_second_one(environ, 
         publish(environ["MP3_QUEUE"], mp3_message(job))
         with RunningConsumer(consumer):
             assert in_flight.wait(10)
-            assert wait_until(lambda: _close_connections(name)), f"no connection named {name}"
+            assert wait_until(lambda: close_connections(name)), f"no connection named {name}"
             connection_gone.set()
             assert wait_until(lambda: len(redeliveries) == 2, timeout=20), redeliveries
             assert wait_until(lambda: queue_depth(environ["MP3_QUEUE"]) == 0)
     assert redeliveries == [False, True]
     assert len(box.messages) == 1
     assert jobs.get(job["_id"])["notified_at"] is not None
-
-
-def _close_connections(name: str) -> int:
-    """Close, from the broker's side, the connections called `name` (as a network cut does)."""
-    closed = 0
-    for connection in requests.get(f"{MANAGEMENT_URL}/api/connections", timeout=5).json():
-        if connection.get("client_properties", {}).get("connection_name") == name:
-            path = quote(connection["name"], safe="")
-            requests.delete(f"{MANAGEMENT_URL}/api/connections/{path}", timeout=5)
-            closed += 1
-    return closed
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,103 @@
+"""Test helpers on the real RabbitMQ every service's tests share (one copy, not four).
+
+Imported by tests only; needs `requests` (a test dependency) for the management API.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from urllib.parse import quote
+
+import pika
+
+RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+MANAGEMENT_URL = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
+
+
+def _connection():
+    return pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+
+
+def get_message(queue: str, timeout: float = 10.0):
+    """The next message on `queue` as (body, properties), acked; None if none comes in time."""
+    connection = _connection()
+    try:
+        channel = connection.channel()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            method, properties, body = channel.basic_get(queue)
+            if method is not None:
+                channel.basic_ack(method.delivery_tag)
+                return body, properties
+            time.sleep(0.1)
+        return None
+    finally:
+        connection.close()
+
+
+def queue_depth(queue: str) -> int:
+    connection = _connection()
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        connection.close()
+
+
+def delete_queues(*queues: str) -> None:
+    """Delete each queue and its dead-letter queue, whether or not they exist."""
+    connection = _connection()
+    try:
+        channel = connection.channel()
+        for queue in queues:
+            channel.queue_delete(queue)
+            channel.queue_delete(f"{queue}.dlq")
+    finally:
+        connection.close()
+
+
+def close_connections(name: str, *, prefix: bool = False) -> int:
+    """Close from the broker's side (as an idle timeout or a network cut does) every
+    connection called `name` (or starting with it); the number closed."""
+    import requests
+
+    closed = 0
+    for connection in requests.get(f"{MANAGEMENT_URL}/api/connections", timeout=5).json():
+        given = connection.get("client_properties", {}).get("connection_name") or ""
+        if given == name or (prefix and given.startswith(name)):
+            requests.delete(
+                f"{MANAGEMENT_URL}/api/connections/{quote(connection['name'], safe='')}",
+                timeout=5,
+            )
+            closed += 1
+    return closed
+
+
+def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05):
+    """Poll `predicate` until it is truthy or `timeout` passes; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+class RunningConsumer:
+    """A Consumer on a thread of the test process, stopped at the end of the `with`."""
+
+    def __init__(self, consumer, join_timeout: float = 30.0):
+        self.consumer = consumer
+        self.join_timeout = join_timeout
+        self.thread = threading.Thread(target=consumer.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.consumer.ready.wait(10), "the consumer did not connect"
+        return self.consumer
+
+    def __exit__(self, *exc):
+        self.consumer.stop()
+        self.thread.join(self.join_timeout)
