@@ -239,7 +239,8 @@ start_services() {
 }
 
 # dev/services without comments. A COMMAND starting with @VAR=N stands for N copies,
-# NAME-1 .. NAME-N, or as many as the variable VAR says (CONVERTERS=3 make run).
+# NAME-1 .. NAME-N, or as many as the variable VAR says (CONVERTERS=3 make run); {n} in
+# such a COMMAND becomes the copy's number (e.g. a port of its own: $((9110 + {n}))).
 service_lines() {
     local name url command var count i
     while read -r name url command; do
@@ -249,7 +250,7 @@ service_lines() {
             count=${!var:-$count}
             [[ $count =~ ^[0-9]+$ ]] || die "$var must be a number of processes, not '$count'"
             for ((i = 1; i <= count; i++)); do
-                printf '%s %s %s\n' "$name-$i" "$url" "$command"
+                printf '%s %s %s\n' "$name-$i" "$url" "${command//\{n\}/$i}"
             done
         else
             printf '%s %s %s\n' "$name" "$url" "$command"
@@ -281,6 +282,7 @@ mp3converter is running (development mode). Logs: var/log/   Mail: make mail
   MongoDB        ${MONGODB_URI}
   SMTP sink      127.0.0.1:$SMTP_SINK_PORT → var/mail (make mail)
   metrics        http://127.0.0.1:9101/metrics (auth), http://127.0.0.1:9102/metrics (gateway)
+                 :9103 (notification), :9111, :9112, … (converter-1, converter-2, …)
 
 Try it (the development user is $SEED_EMAIL / $SEED_PASSWORD):
   $ffmpeg -f lavfi -i testsrc=size=640x360:duration=10 -f lavfi -i sine=duration=10 -shortest -y video.mp4

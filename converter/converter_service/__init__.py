@@ -11,6 +11,7 @@ from pymongo.errors import PyMongoError
 
 from mp3common.amqp import Consumer
 from mp3common.logs import configure_logging
+from mp3common.metrics import serve
 from mp3common.mongo import client
 
 from . import settings as settings_module
@@ -20,7 +21,10 @@ log = logging.getLogger(__name__)
 
 
 def build_consumer(environ: Mapping[str, str] | None = None) -> Consumer:
-    """The consumer of VIDEO_QUEUE, built from `environ` (the process environment when None)."""
+    """The consumer of VIDEO_QUEUE, built from `environ` (the process environment when None).
+
+    With METRICS_PORT set, the metrics are served from here on (a thread of this process).
+    """
     configure_logging("converter")
     settings = settings_module.load(environ)
     configure_logging("converter", settings.log_level)
@@ -32,6 +36,7 @@ def build_consumer(environ: Mapping[str, str] | None = None) -> Consumer:
     except PyMongoError as exc:  # not fatal: jobs wait for MongoDB anyway
         log.warning("could not create the MP3 index yet: %r", exc)
     remove_stale_work_dirs(settings.work_dir)
+    serve(settings.metrics_port)
     return Consumer(
         settings.rabbitmq_url,
         settings.video_queue,

@@ -30,20 +30,31 @@ from mutagen.mp3 import MP3
 log = logging.getLogger(__name__)
 
 _DURATION = re.compile(rb"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
-#: ffmpeg's own words → what the owner of the file is told; the first match wins.
+#: ffmpeg's own words → what the owner of the file is told, and its kind for the metrics;
+#: the first match wins.
 _NOT_MEDIA = "the file is not a video or audio file that can be read"
 _REASONS = (
-    (("matches no streams", "does not contain any stream"), "the video has no audio track"),
+    (
+        ("matches no streams", "does not contain any stream"),
+        "the video has no audio track",
+        "no_audio",
+    ),
     # Random bytes called .mp4 are "detected" as MP4 by their name alone.
-    (("misdetection possible",), _NOT_MEDIA),
+    (("misdetection possible",), _NOT_MEDIA, "not_media"),
     (
         ("moov atom not found", "end of file", "truncat"),
         "the file is incomplete or damaged (was the upload cut off?)",
+        "damaged",
     ),
-    (("invalid data found when processing input", "could not find codec parameters"), _NOT_MEDIA),
+    (
+        ("invalid data found when processing input", "could not find codec parameters"),
+        _NOT_MEDIA,
+        "not_media",
+    ),
     (
         ("decoder not found", "unknown codec", "unsupported codec", "error while opening decoder"),
         "the audio track is in a format that cannot be decoded",
+        "codec",
     ),
 )
 #: stderr lines kept for the error message: enough for ffmpeg's last words, bounded.
@@ -51,12 +62,16 @@ _STDERR_LINES = 200
 
 
 class UnusableMedia(Exception):
-    """The file can never be converted; `reason` says why, for a person."""
+    """The file can never be converted; `reason` says why, for a person.
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    `kind` names the reason in a word, for the failure counter's label.
+    """
+
+    def __init__(self, reason: str, detail: str = "", *, kind: str = "unconvertible") -> None:
         super().__init__(f"{reason} ({detail})" if detail else reason)
         self.reason = reason
         self.detail = detail
+        self.kind = kind
 
 
 class Interrupted(Exception):
@@ -160,7 +175,7 @@ def extract_audio(
 ) -> Audio:
     """Write `source`'s first audio track to `target` as MP3; raise UnusableMedia if it can't."""
     if source.is_file() and source.stat().st_size == 0:
-        raise UnusableMedia("the file is empty")
+        raise UnusableMedia("the file is empty", kind="empty_file")
     started = time.monotonic()
     process = subprocess.Popen(
         ffmpeg_command(ffmpeg, source, target, quality_args),
@@ -179,6 +194,7 @@ def extract_audio(
                 raise UnusableMedia(
                     f"converting took longer than {limit:.0f} s; the file may be damaged",
                     "ffmpeg killed",
+                    kind="timeout",
                 )
             if reader.is_alive() and should_stop():
                 _kill(process)
@@ -210,10 +226,10 @@ def _failure(returncode: int, stderr: str) -> Exception:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     if any("no space left on device" in line.lower() for line in lines):
         return OSError(f"ffmpeg: no space left on device (exit {returncode})")
-    for needles, reason in _REASONS:
+    for needles, reason, kind in _REASONS:
         for line in lines:
             if any(needle in line.lower() for needle in needles):
-                return UnusableMedia(reason, _detail(line))
+                return UnusableMedia(reason, _detail(line), kind=kind)
     return UnusableMedia("the file could not be converted", _detail(lines[-1] if lines else ""))
 
 
@@ -228,13 +244,15 @@ def _check_output(target: Path) -> Audio:
     """A zero-length or frame-less MP3 is a failure: the audio track held nothing decodable."""
     size = target.stat().st_size if target.exists() else 0
     if size == 0:
-        raise UnusableMedia("the audio track is empty or could not be decoded")
+        raise UnusableMedia("the audio track is empty or could not be decoded", kind="empty_audio")
     try:
         info = MP3(target).info
     except MutagenError as exc:
-        raise UnusableMedia("the audio track is empty or could not be decoded", str(exc)) from exc
+        raise UnusableMedia(
+            "the audio track is empty or could not be decoded", str(exc), kind="empty_audio"
+        ) from exc
     if info.length <= 0:
-        raise UnusableMedia("the audio track is empty or could not be decoded")
+        raise UnusableMedia("the audio track is empty or could not be decoded", kind="empty_audio")
     return Audio(
         duration_seconds=round(info.length, 3),
         size=size,

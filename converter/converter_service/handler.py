@@ -33,6 +33,7 @@ from pymongo.database import Database
 from mp3common.amqp import DELIVERY_LIMIT, Delivery, Outgoing, PermanentError
 from mp3common.jobs import DONE, FAILED, Jobs, mp3_message, parse_id
 
+from . import metrics
 from .extract_audio import Interrupted, Timeouts, UnusableMedia, extract_audio
 from .settings import Settings
 from .storage import Storage, VideoMissing
@@ -67,7 +68,7 @@ class JobHandler:
                 raise
             # The broker dead-letters it after this; tell the owner instead of nothing.
             log.exception("job %s failed on its last delivery; giving up", job_id)
-            raise self._failed(job_id, GAVE_UP, detail=repr(exc)) from exc
+            raise self._failed(job_id, GAVE_UP, kind="gave_up", detail=repr(exc)) from exc
 
     # --- the steps ---------------------------------------------------------------------
 
@@ -85,9 +86,13 @@ class JobHandler:
             try:
                 size = self.storage.download_video(job_id, video)
             except VideoMissing as exc:
-                raise self._failed(job_id, "the uploaded file is no longer stored") from exc
+                raise self._failed(
+                    job_id, "the uploaded file is no longer stored", kind="video_missing"
+                ) from exc
+            metrics.VIDEO_BYTES.inc(size)
             if stopping.is_set():
                 raise Interrupted("stopping before the conversion started")
+            ffmpeg_started = time.monotonic()
             try:
                 audio = extract_audio(
                     video,
@@ -98,7 +103,8 @@ class JobHandler:
                     should_stop=_stop_after_grace(stopping, self.settings.stop_grace_seconds),
                 )
             except UnusableMedia as exc:
-                raise self._failed(job_id, exc.reason, detail=exc.detail) from exc
+                raise self._failed(job_id, exc.reason, kind=exc.kind, detail=exc.detail) from exc
+            ffmpeg_seconds = time.monotonic() - ffmpeg_started
             video.unlink()  # the disk a 1 GB video took is free before the upload
             if attempt > 1:  # only a retried job can have MP3s of earlier attempts
                 self.storage.delete_earlier_attempts(job_id, attempt)
@@ -116,6 +122,11 @@ class JobHandler:
             log.warning("job %s was taken over by a later attempt; dropping this MP3", job_id)
             self.storage.delete_mp3(mp3_id)
             return []
+        job_seconds = time.monotonic() - started
+        metrics.JOBS_FINISHED.labels(DONE).inc()
+        metrics.FFMPEG_SECONDS.observe(ffmpeg_seconds)
+        metrics.JOB_SECONDS.observe(job_seconds)
+        metrics.MP3_BYTES.inc(audio.size)
         if not self.settings.keep_source_video:
             self.storage.delete_video(job_id)
         log.info(
@@ -123,7 +134,7 @@ class JobHandler:
             job_id,
             size,
             audio.duration_seconds,
-            time.monotonic() - started,
+            job_seconds,
         )
         return [self._mp3_message({**job, "state": DONE, "mp3_fid": mp3_id})]
 
@@ -143,10 +154,14 @@ class JobHandler:
             self.storage.delete_video(job_id)  # in case the last attempt died before it
         return [] if told else [self._mp3_message(job)]
 
-    def _failed(self, job_id: ObjectId, reason: str, *, detail: str = "") -> PermanentError:
+    def _failed(
+        self, job_id: ObjectId, reason: str, *, kind: str, detail: str = ""
+    ) -> PermanentError:
         """Record the failure; the PermanentError that dead-letters it and tells the owner."""
         log.warning("job %s failed: %s%s", job_id, reason, f" ({detail})" if detail else "")
-        self.jobs.fail(job_id, reason)  # no-op if it is final already
+        if self.jobs.fail(job_id, reason):  # False if it is final already
+            metrics.JOBS_FINISHED.labels(FAILED).inc()
+            metrics.JOBS_FAILED.labels(kind).inc()
         job = self.jobs.get(job_id)
         if job is None:
             return PermanentError(f"job {job_id} failed and is gone: {reason}")

@@ -31,6 +31,7 @@ class Settings:
     work_dir: str
     heartbeat_file: str | None
     stop_grace_seconds: float
+    metrics_port: int | None
     log_level: str
 
     def ffmpeg_quality_args(self) -> list[str]:
@@ -72,6 +73,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         work_dir=env.text("CONVERTER_WORK_DIR", "") or tempfile.gettempdir(),
         heartbeat_file=heartbeat_file or None,
         stop_grace_seconds=env.number("STOP_GRACE_SECONDS", 20.0, minimum=1),
+        metrics_port=env.integer("METRICS_PORT", 0, minimum=0, maximum=65535) or None,
         log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
     )
     if not shutil.which(settings.ffmpeg_binary):

@@ -15,6 +15,7 @@ from mp3common import mongo
 from mp3common.amqp import Consumer
 from mp3common.jobs import Jobs
 from mp3common.logs import configure_logging
+from mp3common.metrics import serve
 
 from . import settings as settings_module
 from .notify import Notifier
@@ -22,7 +23,10 @@ from .smtp import Sender
 
 
 def create_consumer(environ: Mapping[str, str] | None = None) -> Consumer:
-    """Build the consumer from `environ` (the process environment when None)."""
+    """Build the consumer from `environ` (the process environment when None).
+
+    With METRICS_PORT set, the metrics are served from here on (a thread of this process).
+    """
     configure_logging("notification")
     settings = settings_module.load(environ)
     configure_logging("notification", settings.log_level)
@@ -30,6 +34,7 @@ def create_consumer(environ: Mapping[str, str] | None = None) -> Consumer:
         logging.getLogger("pika").setLevel(logging.WARNING)
     client = mongo.client(settings.mongodb_uri, app_name="notification")
     notifier = Notifier(settings, Jobs(client[settings.mongodb_db]), Sender(settings))
+    serve(settings.metrics_port)
     return Consumer(
         settings.rabbitmq_url,
         settings.mp3_queue,

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
+from email.message import EmailMessage
 from typing import Any
 
 from bson import ObjectId
@@ -33,6 +35,7 @@ from pymongo.errors import PyMongoError
 from mp3common.amqp import Delivery, PermanentError
 from mp3common.jobs import FINAL_STATES, Jobs, parse_id
 
+from . import metrics
 from .compose import compose
 from .settings import Settings
 from .smtp import PermanentSendError, Sender, TransientSendError
@@ -89,7 +92,7 @@ class Notifier:
                 job, sender=self._settings.sender, public_url=self._settings.public_url
             )
             try:
-                self._sender.send(message)
+                self._send(message)
             except PermanentSendError as exc:
                 self._jobs.release_notification(fid, claimant, error=str(exc))
                 raise PermanentError(f"mail for job {fid} refused for good: {exc}") from exc
@@ -113,6 +116,21 @@ class Notifier:
                 continue
             self._record_sent(fid, job)
             return
+
+    def _send(self, message: EmailMessage) -> None:
+        """One SMTP attempt, counted and timed."""
+        started = time.perf_counter()
+        try:
+            self._sender.send(message)
+        except PermanentSendError:
+            metrics.MAILS_FAILED.labels("permanent").inc()
+            raise
+        except TransientSendError:
+            metrics.MAILS_FAILED.labels("retry").inc()
+            raise
+        finally:
+            metrics.SEND_SECONDS.observe(time.perf_counter() - started)
+        metrics.MAILS_SENT.inc()
 
     def _claim(
         self, fid: ObjectId, claimant: str, stopping: threading.Event

@@ -38,6 +38,7 @@ class Settings:
     retry_backoff_seconds: float
     retry_max_backoff_seconds: float
     heartbeat_file: str
+    metrics_port: int | None
     log_level: str
 
     @property
@@ -82,6 +83,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         retry_backoff_seconds=env.number("SMTP_RETRY_BACKOFF_SECONDS", 2.0),
         retry_max_backoff_seconds=env.number("SMTP_RETRY_MAX_BACKOFF_SECONDS", 60.0),
         heartbeat_file=env.text("HEARTBEAT_FILE", ""),
+        metrics_port=env.integer("METRICS_PORT", 0, minimum=0, maximum=65535) or None,
         log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
     )
     if sender and "@" not in sender:
