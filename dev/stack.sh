@@ -240,7 +240,8 @@ start_services() {
 
 # dev/services without comments. A COMMAND starting with @VAR=N stands for N copies,
 # NAME-1 .. NAME-N, or as many as the variable VAR says (CONVERTERS=3 make run); {n} in
-# such a COMMAND becomes the copy's number (e.g. a port of its own: $((9110 + {n}))).
+# such a COMMAND or READY-URL becomes the copy's number (e.g. a port of its own:
+# $((9110 + {n})) in the command, 911{n} in the URL).
 service_lines() {
     local name url command var count i
     while read -r name url command; do
@@ -250,7 +251,7 @@ service_lines() {
             count=${!var:-$count}
             [[ $count =~ ^[0-9]+$ ]] || die "$var must be a number of processes, not '$count'"
             for ((i = 1; i <= count; i++)); do
-                printf '%s %s %s\n' "$name-$i" "$url" "${command//\{n\}/$i}"
+                printf '%s %s %s\n' "$name-$i" "${url//\{n\}/$i}" "${command//\{n\}/$i}"
             done
         else
             printf '%s %s %s\n' "$name" "$url" "$command"
