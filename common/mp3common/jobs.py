@@ -109,6 +109,11 @@ class Jobs:
             return_document=ReturnDocument.AFTER,
         )
 
+    def note_mp3_upload(self, job_id: ObjectId, mp3_fid: ObjectId) -> None:
+        """Record an MP3's id on the job before its first chunk is written, so that a later
+        attempt can remove what an interrupted upload left (chunks with no file document)."""
+        self.collection.update_one({"_id": job_id}, {"$addToSet": {"mp3_uploads": mp3_fid}})
+
     def finish(
         self,
         job_id: ObjectId,

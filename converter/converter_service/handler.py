@@ -107,9 +107,15 @@ class JobHandler:
             ffmpeg_seconds = time.monotonic() - ffmpeg_started
             video.unlink()  # the disk a 1 GB video took is free before the upload
             if attempt > 1:  # only a retried job can have MP3s of earlier attempts
-                self.storage.delete_earlier_attempts(job_id, attempt)
-            mp3_id = self.storage.store_mp3(
-                mp3, job_id=job_id, attempt=attempt, filename=_mp3_name(job.get("filename"))
+                self.storage.delete_earlier_attempts(job_id, attempt, job.get("mp3_uploads", []))
+            mp3_id = ObjectId()
+            self.jobs.note_mp3_upload(job_id, mp3_id)
+            self.storage.store_mp3(
+                mp3,
+                mp3_id=mp3_id,
+                job_id=job_id,
+                attempt=attempt,
+                filename=_mp3_name(job.get("filename")),
             )
         if not self.jobs.finish(
             job_id,

@@ -1,8 +1,10 @@
 """GridFS in and out, a chunk at a time: a 1 GB video never sits in the converter's memory.
 
-MP3s carry the job id and attempt number in their metadata. A converter killed between
-storing an MP3 and marking the job done leaves that MP3 behind; the next attempt finds
-and deletes it (`delete_earlier_attempts`), so a job never owns two MP3s.
+MP3s carry the job id and attempt number in their metadata, and each MP3's id is noted on
+the job before its first chunk is written. A converter killed while storing an MP3, or
+between storing it and marking the job done, leaves chunks or a whole MP3 behind; the
+next attempt deletes both (`delete_earlier_attempts`), so a job never owns two MP3s and
+GridFS keeps no orphan chunks.
 """
 
 from __future__ import annotations
@@ -46,22 +48,30 @@ class Storage:
                 size += len(chunk)
         return size
 
-    def store_mp3(self, path: Path, *, job_id: ObjectId, attempt: int, filename: str) -> ObjectId:
+    def store_mp3(
+        self, path: Path, *, mp3_id: ObjectId, job_id: ObjectId, attempt: int, filename: str
+    ) -> ObjectId:
         with path.open("rb") as source:
-            return self.mp3s.upload_from_stream(
+            self.mp3s.upload_from_stream_with_id(
+                mp3_id,
                 filename,
                 source,
                 metadata={"job_id": job_id, "attempt": attempt, "content_type": "audio/mpeg"},
             )
+        return mp3_id
 
-    def delete_earlier_attempts(self, job_id: ObjectId, attempt: int) -> int:
-        """Delete MP3s an earlier, interrupted attempt at this job stored; how many."""
+    def delete_earlier_attempts(
+        self, job_id: ObjectId, attempt: int, noted: list[ObjectId] = ()
+    ) -> int:
+        """Delete what earlier, interrupted attempts at this job stored: whole MP3s, and the
+        chunks of uploads noted on the job that never got their file document; how many."""
         stale = self._database[f"{MP3_BUCKET}.files"].find(
             {"metadata.job_id": job_id, "metadata.attempt": {"$lt": attempt}}, {"_id": 1}
         )
         deleted = 0
-        for document in list(stale):
-            self.delete_mp3(document["_id"])
+        for mp3_id in {document["_id"] for document in stale} | set(noted):
+            # GridFSBucket.delete removes the chunks even when the file document is missing.
+            self.delete_mp3(mp3_id)
             deleted += 1
         if deleted:
             log.warning(

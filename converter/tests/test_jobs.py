@@ -12,6 +12,7 @@ from converter_service import build_consumer
 from converter_service import settings as settings_module
 from converter_service.handler import GAVE_UP, JobHandler
 from mp3common.amqp import Consumer
+from mp3common.jobs import MP3_BUCKET
 from mp3common.mongo import client
 from mp3common.testing import RABBITMQ_URL, RunningConsumer
 
@@ -97,6 +98,23 @@ def test_an_mp3_left_by_an_interrupted_attempt_is_replaced(world, media_dir):
         job = world.wait_final(job_id)
     assert job["state"] == "done" and job["attempts"] == 2
     assert [f["_id"] for f in world.mp3_files(job_id)] == [job["mp3_fid"]] != [orphan]
+
+
+def test_chunks_of_an_upload_interrupted_mid_mp3_are_removed(world, media_dir):
+    """Attempt 1 died while storing its MP3: chunks written, no file document yet."""
+    job_id = world.upload(media.make(media.SAMPLES["mp4 h264+aac"], media_dir))
+    world.jobs.start(job_id)
+    half_written = ObjectId()
+    world.jobs.note_mp3_upload(job_id, half_written)
+    chunks = world.database[f"{MP3_BUCKET}.chunks"]
+    chunks.insert_many([{"files_id": half_written, "n": n, "data": b"x" * 10} for n in range(3)])
+    world.publish(job_id)
+    with RunningConsumer(build_consumer(world.environ())):
+        job = world.wait_final(job_id)
+    assert job["state"] == "done" and job["attempts"] == 2
+    assert chunks.count_documents({"files_id": half_written}) == 0
+    assert chunks.count_documents({"files_id": job["mp3_fid"]}) > 0
+    assert job["mp3_fid"] in job["mp3_uploads"]
 
 
 def test_a_job_whose_video_is_gone_fails_with_a_reason(world):
