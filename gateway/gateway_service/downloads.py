@@ -28,7 +28,9 @@ def _disposition(name: str) -> dict[str, str]:
         return {"filename": name}
     except UnicodeEncodeError:
         simple = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-        return {"filename": simple or "audio.mp3", "filename*": f"UTF-8''{quote(name, safe='')}"}
+        if not simple.removesuffix(".mp3").strip(" ."):  # 日本語.mp3 → ".mp3", a dotfile
+            simple = "audio.mp3"
+        return {"filename": simple, "filename*": f"UTF-8''{quote(name, safe='')}"}
 
 
 def mp3_response(request: Request, grid_out: GridOut, download_name: str) -> Response:
