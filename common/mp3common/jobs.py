@@ -77,6 +77,22 @@ class Jobs:
         self.collection.insert_one(job)
         return job
 
+    def mark_published(self, job_id: ObjectId) -> None:
+        """The broker confirmed the job's `video` message (see `claim_unpublished`)."""
+        self.collection.update_one({"_id": job_id}, {"$set": {"published_at": now()}})
+
+    def claim_unpublished(self, created_before: dt.datetime) -> dict[str, Any] | None:
+        """A queued job whose message was never confirmed (its gateway worker died between
+        writing it and publishing), claimed for republishing by exactly one caller."""
+        return self.collection.find_one_and_update(
+            {"state": QUEUED, "published_at": None, "created_at": {"$lt": created_before}},
+            {"$set": {"published_at": now(), "republished": True}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def unmark_published(self, job_id: ObjectId) -> None:
+        self.collection.update_one({"_id": job_id}, {"$set": {"published_at": None}})
+
     def delete(self, job_id: ObjectId) -> None:
         self.collection.delete_one({"_id": job_id})
 

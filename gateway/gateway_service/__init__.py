@@ -14,6 +14,7 @@ from mp3common.metrics import instrument
 from . import settings as settings_module
 from . import views
 from .services import Services
+from .sweeper import Sweeper
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
@@ -25,7 +26,14 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLogger().level))
     app = Flask(__name__)
     app.config.update(SETTINGS=settings)
-    app.extensions["gateway"] = Services.build(settings)
+    app.extensions["gateway"] = services = Services.build(settings)
+    if settings.stranded_job_sweep_seconds:
+        Sweeper(
+            services.storage,
+            services.publisher,
+            interval_seconds=settings.stranded_job_sweep_seconds,
+            older_than_seconds=settings.stranded_job_age_seconds,
+        ).start()
     register_error_handlers(app)
     instrument(app, "gateway", settings.metrics_port)
     app.register_blueprint(views.bp)

@@ -28,6 +28,8 @@ class Settings:
     max_upload_bytes: int
     log_level: str
     metrics_port: int | None
+    stranded_job_sweep_seconds: int
+    stranded_job_age_seconds: int
 
 
 def auth_base_url(address: str) -> str:
@@ -54,6 +56,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         max_upload_bytes=env.integer("MAX_UPLOAD_BYTES", 2 * GiB, minimum=1),
         log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
         metrics_port=env.integer("METRICS_PORT", 0, minimum=0, maximum=65535) or None,
+        stranded_job_sweep_seconds=env.integer("STRANDED_JOB_SWEEP_SECONDS", 60, minimum=0),
+        stranded_job_age_seconds=env.integer("STRANDED_JOB_AGE_SECONDS", 120, minimum=10),
     )
     parts = urlsplit(settings.auth_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -116,6 +116,11 @@ def upload():
             "queue_unavailable",
             "The upload could not be queued for conversion and was not kept; try again.",
         ) from None
+    try:
+        storage.jobs.mark_published(fid)
+    except PyMongoError:
+        # The sweeper publishes it once more; the converter keeps one result per job.
+        log.warning("job %s queued, but its confirm was not recorded", fid)
     seconds = time.monotonic() - started
     log.info(
         "upload %s stored and queued: %d bytes, %s, %.1f s (%.0f MB/s)",

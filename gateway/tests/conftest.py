@@ -161,6 +161,7 @@ def environ(database, queue_name):
         "MONGODB_DB": database.name,
         "RABBITMQ_URL": RABBITMQ_URL,
         "VIDEO_QUEUE": queue_name,
+        "STRANDED_JOB_SWEEP_SECONDS": "0",  # tests sweep by hand (test_sweeper.py)
     }
 
 

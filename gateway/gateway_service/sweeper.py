@@ -1,0 +1,68 @@
+"""Jobs stranded between the database and the queue are queued after all.
+
+An upload writes its job, then publishes its message and records the broker's confirm
+(`published_at`). A gateway worker killed between the two leaves a `queued` job that no
+message names: the file is stored and the user has a fid, but nothing would ever convert
+it. Each gateway process looks for such jobs now and then and publishes them; claiming
+a job is one atomic update, so several processes never publish the same job twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+
+from pymongo.errors import PyMongoError
+
+from mp3common.amqp import PublishError
+from mp3common.jobs import Jobs, now
+
+from .publishing import JobPublisher
+from .storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+def republish_stranded(jobs: Jobs, publisher: JobPublisher, *, older_than_seconds: float) -> int:
+    """Publish every job unpublished for longer than `older_than_seconds`; how many."""
+    created_before = now() - dt.timedelta(seconds=older_than_seconds)
+    published = 0
+    while (job := jobs.claim_unpublished(created_before)) is not None:
+        try:
+            publisher.publish_job(job)
+        except PublishError as exc:
+            jobs.unmark_published(job["_id"])
+            log.warning("stranded job %s still not queued (%s); next sweep", job["_id"], exc)
+            break
+        published += 1
+        log.warning("queued stranded job %s: its upload stopped before queueing it", job["_id"])
+    return published
+
+
+class Sweeper(threading.Thread):
+    """Runs `republish_stranded` every `interval_seconds` in the background of a process."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        publisher: JobPublisher,
+        *,
+        interval_seconds: float,
+        older_than_seconds: float,
+    ) -> None:
+        super().__init__(name="stranded-job-sweeper", daemon=True)
+        self._storage = storage
+        self._publisher = publisher
+        self._interval = interval_seconds
+        self._older_than = older_than_seconds
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self._interval):
+            try:
+                republish_stranded(
+                    self._storage.jobs, self._publisher, older_than_seconds=self._older_than
+                )
+            except PyMongoError as exc:
+                log.warning("stranded-job sweep skipped: MongoDB unavailable (%s)", exc)
