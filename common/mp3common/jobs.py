@@ -125,6 +125,11 @@ class Jobs:
             return_document=ReturnDocument.AFTER,
         )
 
+    def note_attempt_end(self, job_id: ObjectId, how: str) -> None:
+        """Count an attempt that ended without finishing the job but with a word about it
+        (`failed_attempts`, `handed_back`); attempts not counted so ended in a crash."""
+        self.collection.update_one({"_id": job_id}, {"$inc": {how: 1}})
+
     def note_mp3_upload(self, job_id: ObjectId, mp3_fid: ObjectId) -> None:
         """Record an MP3's id on the job before its first chunk is written, so that a later
         attempt can remove what an interrupted upload left (chunks with no file document)."""

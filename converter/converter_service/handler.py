@@ -29,6 +29,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
 from mp3common.amqp import DELIVERY_LIMIT, Delivery, Outgoing, PermanentError
 from mp3common.jobs import DONE, FAILED, Jobs, mp3_message, parse_id
@@ -42,6 +43,13 @@ log = logging.getLogger(__name__)
 
 WORK_DIR_PREFIX = "mp3conv-"
 GAVE_UP = "the conversion service could not process it in time; please upload it again"
+CRASHED = (
+    "the video stopped the converter every time it was tried (it may be damaged or too "
+    "demanding); try another export of it"
+)
+#: Attempts that ended in a crash (no word: killed, out of memory) before the last
+#: delivery is spent on failing the job instead of trying once more.
+CRASHES_BEFORE_GIVING_UP = 2
 
 
 class JobHandler:
@@ -59,12 +67,17 @@ class JobHandler:
         job_id = parse_id(str(delivery.body.get("video_fid") or ""))
         if job_id is None:
             raise PermanentError(f"the message names no video: {delivery.body!r:.200}")
+        last_delivery = delivery.delivery_count + 1 >= DELIVERY_LIMIT
         try:
-            return self._handle(job_id, stopping)
-        except (PermanentError, Interrupted):
+            return self._handle(job_id, stopping, last_delivery=last_delivery)
+        except PermanentError:
+            raise
+        except Interrupted:
+            self._note_attempt_end(job_id, "handed_back")
             raise
         except Exception as exc:
-            if delivery.delivery_count + 1 < DELIVERY_LIMIT:
+            if not last_delivery:
+                self._note_attempt_end(job_id, "failed_attempts")
                 raise
             # The broker dead-letters it after this; tell the owner instead of nothing.
             log.exception("job %s failed on its last delivery; giving up", job_id)
@@ -72,11 +85,23 @@ class JobHandler:
 
     # --- the steps ---------------------------------------------------------------------
 
-    def _handle(self, job_id: ObjectId, stopping: threading.Event) -> list[Outgoing]:
+    def _handle(
+        self, job_id: ObjectId, stopping: threading.Event, *, last_delivery: bool
+    ) -> list[Outgoing]:
         job = self.jobs.start(job_id)
         if job is None:
             return self._already_handled(job_id)
         attempt = job["attempts"]
+        crashes = attempt - 1 - job.get("failed_attempts", 0) - job.get("handed_back", 0)
+        if last_delivery and crashes >= CRASHES_BEFORE_GIVING_UP:
+            # Trying again would most likely stop this converter too, and then the broker
+            # dead-letters the message with nobody told: fail it now, and say so.
+            raise self._failed(
+                job_id,
+                CRASHED,
+                kind="crashed",
+                detail=f"{crashes} earlier attempts ended without a word",
+            )
         log.info("converting job %s (attempt %d, %s)", job_id, attempt, job.get("filename"))
         started = time.monotonic()
         with tempfile.TemporaryDirectory(
@@ -159,6 +184,13 @@ class JobHandler:
         if not self.settings.keep_source_video:
             self.storage.delete_video(job_id)  # in case the last attempt died before it
         return [] if told else [self._mp3_message(job)]
+
+    def _note_attempt_end(self, job_id: ObjectId, how: str) -> None:
+        """Best effort: MongoDB may be the very thing that is down."""
+        try:
+            self.jobs.note_attempt_end(job_id, how)
+        except PyMongoError:
+            log.warning("could not record how attempt at job %s ended", job_id)
 
     def _failed(
         self, job_id: ObjectId, reason: str, *, kind: str, detail: str = ""

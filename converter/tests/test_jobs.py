@@ -1,6 +1,7 @@
 """Whole jobs through the real Consumer: GridFS in, MP3 in GridFS, job record, `mp3` message."""
 
 import io
+import threading
 import time
 
 import media
@@ -10,8 +11,8 @@ from mutagen.mp3 import MP3
 
 from converter_service import build_consumer
 from converter_service import settings as settings_module
-from converter_service.handler import GAVE_UP, JobHandler
-from mp3common.amqp import Consumer
+from converter_service.handler import CRASHED, GAVE_UP, JobHandler
+from mp3common.amqp import DELIVERY_LIMIT, Consumer, Delivery, PermanentError
 from mp3common.jobs import MP3_BUCKET
 from mp3common.mongo import client
 from mp3common.testing import RABBITMQ_URL, RunningConsumer
@@ -177,3 +178,43 @@ def test_on_its_last_delivery_a_failing_job_is_failed_for_its_owner(world, media
     assert job["attempts"] >= 2
     [told] = world.messages(world.mp3_queue, timeout=5)
     assert (told["state"], told["reason"]) == ("failed", GAVE_UP)
+
+
+def _crashed_twice(world, media_dir, **counted):
+    """A job two converters started and never finished, with nothing recorded (kill -9,
+    out of memory), unless `counted` says those attempts ended with a word."""
+    job_id = world.upload(media.make(media.SAMPLES["mp4 h264+aac"], media_dir))
+    world.jobs.start(job_id)
+    world.jobs.start(job_id)
+    for how, times in counted.items():
+        for _ in range(times):
+            world.jobs.note_attempt_end(job_id, how)
+    return job_id
+
+
+def _deliver(world, job_id, delivery_count):
+    handler = JobHandler(settings_module.load(world.environ()), world.database)
+    delivery = Delivery({"video_fid": str(job_id)}, {}, delivery_count > 0, delivery_count)
+    return handler(delivery, threading.Event())
+
+
+def test_on_the_last_delivery_a_job_that_keeps_crashing_is_failed_for_its_owner(world, media_dir):
+    job_id = _crashed_twice(world, media_dir)
+    with pytest.raises(PermanentError) as raised:
+        _deliver(world, job_id, delivery_count=DELIVERY_LIMIT - 1)
+    job = world.jobs.get(job_id)
+    assert job["state"] == "failed" and job["reason"] == CRASHED
+    (told,) = raised.value.outgoing
+    assert told.queue == world.mp3_queue and told.body["state"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("delivery_count", "counted"),
+    [(1, {}), (DELIVERY_LIMIT - 1, {"failed_attempts": 1, "handed_back": 1})],
+    ids=["not-the-last-delivery", "earlier-attempts-ended-with-a-word"],
+)
+def test_otherwise_it_is_tried_again(world, media_dir, delivery_count, counted):
+    job_id = _crashed_twice(world, media_dir, **counted)
+    (message,) = _deliver(world, job_id, delivery_count)
+    assert message.body["state"] == "done"
+    assert world.jobs.get(job_id)["state"] == "done"
