@@ -18,11 +18,16 @@ help: ## list the commands
 
 # --- environments ----------------------------------------------------------------------
 
-$(VENV)/.installed: requirements-dev.txt $(SERVICE_REQUIREMENTS) common/pyproject.toml
+# One venv for every service and the tests; the versions come from constraints.txt, as in
+# the images. mp3common gets every extra; mp3testing (the tests' helpers) is never shipped.
+# tests/test_service_environments.py checks that each service also runs on its own.
+$(VENV)/.installed: requirements-dev.txt $(SERVICE_REQUIREMENTS) constraints.txt \
+		common/pyproject.toml common/testing/pyproject.toml
 	dev/stack.sh deps
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt \
-		$(addprefix -r ,$(SERVICE_REQUIREMENTS)) -e common
+	$(VENV)/bin/pip install -q --disable-pip-version-check -c constraints.txt \
+		-r requirements-dev.txt $(addprefix -r ,$(SERVICE_REQUIREMENTS)) \
+		-e "common[amqp,mongo,http,metrics]" -e common/testing
 	touch $@
 
 $(MONGO_VENV)/.installed: dev/requirements-mongo.txt | $(VENV)/.installed
@@ -73,7 +78,7 @@ clean: stop ## stop everything and remove the environments and run-time state
 # deploy/README.md walks through it. The images are built by minikube; the cluster gets
 # everything from one kustomization (kustomization.yaml) in namespace $(K8S_NAMESPACE).
 
-.PHONY: deploy-tools deploy-check k8s-secrets k8s-images k8s-deploy k8s-delete
+.PHONY: deploy-tools deploy-check images image-test k8s-secrets k8s-images k8s-deploy k8s-delete
 
 DEPLOY_VENV := .venv-deploy
 # The images every manifest, docker-compose.yml and tests/test_deploy_consistency.py name.
@@ -98,6 +103,19 @@ deploy-tools: $(DEPLOY_VENV)/.installed ## install the offline deployment checke
 deploy-check: $(VENV)/.installed $(DEPLOY_VENV)/.installed ## the offline deployment checks alone (no cluster, no Docker)
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/test_deploy_checkers.py tests/test_deploy_consistency.py
 
+# The images, built and run on this machine: podman (installed with apt when missing) or a
+# running Docker. Without a registry the base is a stand-in made offline (deploy/images.sh).
+images: ## build the four service images (podman, or docker where its daemon runs)
+	IMAGE_REPO=$(IMAGE_REPO) IMAGE_TAG=$(IMAGE_TAG) deploy/images.sh build
+
+# Runs the images as the rendered manifests say (read-only, uid 10001, their ConfigMaps and
+# Secrets) against the dev stack's stores, then the reference curl flow through them, then
+# kube play of the Deployments. The dev services stop meanwhile (`make run` restarts them).
+image-test: $(ENVS) $(DEPLOY_VENV)/.installed ## build the images, run them as the cluster would, the curl flow through them
+	CONTAINER_ENGINE=podman IMAGE_REPO=$(IMAGE_REPO) IMAGE_TAG=$(IMAGE_TAG) deploy/images.sh build
+	dev/stack.sh stores
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/images/run_images.py tests/images/kube_play.py
+
 k8s-secrets: ## write k8s-secrets.env (untracked) with random secrets; an existing one is kept
 	deploy/k8s-secrets.sh $(K8S_SECRETS)
 
@@ -105,9 +123,7 @@ k8s-secrets: ## write k8s-secrets.env (untracked) with random secrets; an existi
 # tests), so minikube never uploads the virtual environments.
 k8s-images: ## build the four images inside minikube
 	for service in $(SERVICES); do \
-		stage=var/k8s-build/$$service; rm -rf "$$stage"; mkdir -p "$$stage"; \
-		tar --exclude=__pycache__ --exclude=tests --exclude='*.pyc' -cf - common "$$service" \
-			| tar -xf - -C "$$stage"; \
+		stage=var/k8s-build/$$service; deploy/images.sh stage "$$service" "$$stage"; \
 		echo "==> $(IMAGE_REPO)/$$service:$(IMAGE_TAG)"; \
 		minikube image build -t $(IMAGE_REPO)/$$service:$(IMAGE_TAG) -f "$$service/Dockerfile" "$$stage"; \
 	done

@@ -13,7 +13,7 @@ in-memory ``MemoryEngine`` (mongoeco's SQLite engine is far too slow for video
 payloads), so all data is lost when the process stops. SIGTERM and SIGINT
 close the listener and exit with status 0.
 
-Three mongoeco 4.11.0 defects are patched at start (see ``patch_mongoeco``):
+Four mongoeco 4.11.0 defects are patched at start (see ``patch_mongoeco``):
 
 1. Cursor batches ignore mongod's 16 MiB limit. Without a client batchSize,
    mongoeco returns the whole result in ``firstBatch`` (and a ``getMore``
@@ -34,6 +34,22 @@ Three mongoeco 4.11.0 defects are patched at start (see ``patch_mongoeco``):
    indexes use mongoeco's per-index hash map. See ``_patch_unique_checks``,
    which makes both lookups O(1) for the common cases.
 
+4. ``hello`` never answers ``saslSupportedMechs``, so pymongo falls back to
+   SCRAM-SHA-1, which mongoeco computes from the plain password where MongoDB uses
+   ``md5("user:mongo:password")``: every login fails. Like mongod, we answer with
+   SCRAM-SHA-256 (which mongoeco does as MongoDB does), so pymongo picks it. And
+   ``saslStart`` looks the user up in ``admin`` whatever database the client
+   authenticates against (the command reaches it without its ``$db``); we hand it over.
+
+Users: ``--user NAME@DB:VAR`` (repeatable) adds an account whose password is read from
+the environment variable VAR (never from the command line, which ``ps`` shows). The
+server then behaves like a mongod that has users but runs without ``--auth``
+(authorization disabled): a client that authenticates must give the right password
+(SCRAM-SHA-256/SHA-1, mongoeco's own), and a client that does not is still served. The
+images' test (``make image-test``) connects with the credentials the Kubernetes manifests
+build, so a wrong user, database or password fails there; the development services connect
+without credentials (``_authorization_disabled`` replaces mongoeco's check).
+
 Memory: mongoeco's codec stores ``Binary``/``bytes`` values as hex strings, so
 stored GridFS data takes ~2x its size in RAM, plus ~1x more for documents that
 have been read (the engine caches their decoded form). Not patched.
@@ -44,16 +60,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
+from dataclasses import replace
 
 import bson
 from mongoeco.core.bson_scalars import is_bson_numeric
 from mongoeco.engines.memory import MemoryEngine
 from mongoeco.engines.virtual_indexes import document_in_virtual_index
-from mongoeco.wire import AsyncMongoEcoProxyServer
+from mongoeco.wire import AsyncMongoEcoProxyServer, WireAuthUser
+from mongoeco.wire._executor_handlers import WireSpecialCommandHandlers
+from mongoeco.wire.auth import WireAuthenticationService
 from mongoeco.wire.bson_bridge import encode_wire_value
 from mongoeco.wire.cursors import WireCursorStore
 from mongoeco.wire.executor import WireCommandExecutor
+from mongoeco.wire.handshake import WireHandshakeService
 
 log = logging.getLogger("mongo_server")
 
@@ -235,7 +256,7 @@ def _patch_unique_checks() -> None:
 
 
 def patch_mongoeco() -> None:
-    """Apply the three fixes described in the module docstring (idempotent).
+    """Apply the four fixes described in the module docstring (idempotent).
 
     Call it before creating the ``MemoryEngine`` (see ``_patch_unique_checks``).
     """
@@ -279,23 +300,63 @@ def patch_mongoeco() -> None:
                 body = {(renamed if key == first else key): value for key, value in body.items()}
         return original_build_context(self, body, **kwargs)
 
+    original_hello = WireHandshakeService.build_hello_response
+
+    def build_hello_response(self, *, command_name, body, connection):
+        response = original_hello(self, command_name=command_name, body=body, connection=connection)
+        if isinstance(body, dict) and "saslSupportedMechs" in body:
+            response["saslSupportedMechs"] = ["SCRAM-SHA-256"]
+        return response
+
+    def with_database(handle):
+        async def handler(self, context):
+            document = {**context.command_document, "db": context.db_name}
+            return await handle(self, replace(context, command_document=document))
+
+        return handler
+
+    WireHandshakeService.build_hello_response = build_hello_response
+    WireSpecialCommandHandlers._handle_sasl_start = with_database(
+        WireSpecialCommandHandlers._handle_sasl_start
+    )
     WireCursorStore.materialize_command_result = materialize_command_result
     WireCursorStore.get_more = get_more
     WireCommandExecutor._build_request_context = _build_request_context
     WireCursorStore._mp3converter_patched = True
 
 
-async def serve(host: str, port: int) -> None:
+def _authorization_disabled(self, connection, command_name) -> None:
+    """mongod without --auth: users can log in, but nobody has to."""
+
+
+def parse_user(spec: str, environ=os.environ) -> WireAuthUser:
+    """``NAME@DB:VAR`` -> a user of database DB whose password is the variable VAR."""
+    name, _, rest = spec.partition("@")
+    database, _, variable = rest.partition(":")
+    if not (name and database and variable):
+        raise argparse.ArgumentTypeError(f"--user wants NAME@DB:VAR, not {spec!r}")
+    password = environ.get(variable)
+    if not password:
+        raise argparse.ArgumentTypeError(f"--user {spec}: the variable {variable} is not set")
+    roles = ({"role": "readWrite", "db": database},)
+    return WireAuthUser(username=name, password=password, source=database, roles=roles)
+
+
+async def serve(host: str, port: int, users: tuple[WireAuthUser, ...] = ()) -> None:
     patch_mongoeco()
+    WireAuthenticationService.require_authenticated = _authorization_disabled
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = AsyncMongoEcoProxyServer(engine=MemoryEngine(), host=host, port=port)
+    server = AsyncMongoEcoProxyServer(engine=MemoryEngine(), host=host, port=port, auth_users=users)
     address = await server.start()
     try:
         log.info(
-            "mongoeco wire server (in-memory engine) listening on %s:%d", address.host, address.port
+            "mongoeco wire server (in-memory engine) listening on %s:%d, %d user(s)",
+            address.host,
+            address.port,
+            len(users),
         )
         await stop.wait()
         log.info("shutting down")
@@ -308,12 +369,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=27017, help="TCP port (default 27017)")
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        type=parse_user,
+        metavar="NAME@DB:VAR",
+        help="an account whose password is in the environment variable VAR (repeatable)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(serve(args.host, args.port))
+    asyncio.run(serve(args.host, args.port, tuple(args.user)))
     return 0
 
 

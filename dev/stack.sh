@@ -3,6 +3,7 @@
 #
 #   dev/stack.sh deps     install the apt packages that are missing (idempotent)
 #   dev/stack.sh up       start what is not running, reuse what is, print how to try it
+#   dev/stack.sh stores   only the stores and their accounts; stop the services (for images)
 #   dev/stack.sh down     stop exactly what `up` started
 #   dev/stack.sh status   what runs, and who started it
 #
@@ -103,7 +104,8 @@ start_rabbitmq() {
 start_mongo() {
     if [ -n "${USER_MONGODB_URI:-}" ]; then say "MongoDB: using MONGODB_URI"; return; fi
     local print
-    print=$(sha256sum dev/mongo_server.py dev/requirements-mongo.txt | sha256sum | cut -c1-16)
+    print=$( (sha256sum dev/mongo_server.py dev/requirements-mongo.txt; echo "$MONGODB_USER:$MONGODB_PASSWORD") \
+        | sha256sum | cut -c1-16)
     if alive mongo; then
         if [ "$(cat "$RUN/mongo.fingerprint" 2>/dev/null)" = "$print" ]; then
             say "MongoDB stand-in: already running"; return
@@ -116,7 +118,7 @@ start_mongo() {
     fi
     [ -x "$MONGO_VENV/bin/python" ] || die "no $MONGO_VENV; run 'make run' (it builds it)"
     say "MongoDB stand-in (mongoeco, in memory, dev/test only): starting on $MONGO_PORT"
-    spawn mongo "exec '$MONGO_VENV/bin/python' dev/mongo_server.py --host 127.0.0.1 --port $MONGO_PORT"
+    spawn mongo "exec '$MONGO_VENV/bin/python' dev/mongo_server.py --host 127.0.0.1 --port $MONGO_PORT --user '$MONGODB_USER@mp3converter:MONGODB_PASSWORD'"
     echo "$print" >"$RUN/mongo.fingerprint"
     wait_port "$MONGO_PORT" 30 "the MongoDB stand-in"
 }
@@ -131,15 +133,30 @@ start_smtp_sink() {
     wait_port "$SMTP_SINK_PORT" 30 "the SMTP sink"
 }
 
+ensure_rabbitmq_account() { # the services' account the manifests name (RABBITMQ_USER)
+    local api=http://127.0.0.1:15672/api
+    port_open 15672 || { say "RabbitMQ: no management API; $RABBITMQ_USER not made"; return; }
+    # Through the management API (the broker may be another machine's or a container's),
+    # as guest; the password goes in on stdin, never on a command line.
+    printf '{"password": "%s", "tags": ""}' "$RABBITMQ_PASSWORD" \
+        | curl -fsS -o /dev/null -u guest:guest -X PUT -H 'content-type: application/json' \
+            --data-binary @- "$api/users/$RABBITMQ_USER" \
+        || die "RabbitMQ: cannot create the account $RABBITMQ_USER through $api"
+    curl -fsS -o /dev/null -u guest:guest -X PUT -H 'content-type: application/json' \
+        --data '{"configure": ".*", "write": ".*", "read": ".*"}' \
+        "$api/permissions/%2F/$RABBITMQ_USER" \
+        || die "RabbitMQ: cannot give $RABBITMQ_USER its permissions"
+}
+
 # --- settings and database -------------------------------------------------------------
 
 random_secret() { "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
 
 write_env_file() {
-    [ -f "$ENV_FILE" ] && return
-    say "writing $ENV_FILE (development settings, fresh random secrets)"
     umask 077
-    cat >"$ENV_FILE" <<EOF
+    if [ ! -f "$ENV_FILE" ]; then
+        say "writing $ENV_FILE (development settings, fresh random secrets)"
+        cat >"$ENV_FILE" <<EOF
 # Development settings made by dev/stack.sh; the secrets are random and local to this
 # checkout. Never used in production (APP_ENV=production refuses the dev defaults).
 APP_ENV=development
@@ -164,6 +181,18 @@ GMAIL_ADDRESS=mp3converter@localhost
 GMAIL_PASSWORD=
 MAIL_DIR=$VAR/mail
 EOF
+    fi
+    # The accounts the Kubernetes manifests name, made in the dev stores too (the MongoDB
+    # stand-in knows the user, RabbitMQ gets it below): `make image-test` runs the images
+    # with them. Added to an older dev.env that lacks them.
+    ensure_env MONGODB_USER mp3converter
+    ensure_env MONGODB_PASSWORD "$(random_secret)"
+    ensure_env RABBITMQ_USER mp3converter
+    ensure_env RABBITMQ_PASSWORD "$(random_secret)"
+}
+
+ensure_env() { # NAME VALUE: add NAME=VALUE to the env file unless NAME is there
+    grep -q "^$1=" "$ENV_FILE" || printf '%s=%s\n' "$1" "$2" >>"$ENV_FILE"
 }
 
 load_env() {
@@ -192,7 +221,8 @@ spawn() { # NAME COMMAND: start in its own session, pid in var/run, output in va
 
 fingerprint() { # the content of a service's folder and of common/, so edits restart it
     (cd "$ROOT" && find "$1" common -type f \( -name '*.py' -o -name '*.sql' -o -name '*.txt' \) \
-        -not -path '*/tests/*' -not -path '*/__pycache__/*' -print0 | sort -z \
+        -not -path '*/tests/*' -not -path '*/__pycache__/*' -not -path 'common/testing/*' \
+        -not -path '*.egg-info/*' -print0 | sort -z \
         | xargs -0 sha256sum | sha256sum | cut -c1-16)
 }
 
@@ -300,7 +330,7 @@ mp3converter.com is: add  --connect-to mp3converter.com:80:127.0.0.1:8080  to ea
 EOF
 }
 
-cmd_up() {
+start_stores() { # the stores, their accounts, the settings
     USER_MONGODB_URI=${MONGODB_URI:-}
     mkdir -p "$RUN" "$LOGS"
     cmd_deps
@@ -311,9 +341,23 @@ cmd_up() {
     load_env
     start_mongo
     start_smtp_sink
+    ensure_rabbitmq_account
     bootstrap_database
+}
+
+cmd_up() {
+    start_stores
     start_services
     print_usage
+}
+
+cmd_stores() { # the stores and accounts of `up`, without the services (make image-test)
+    start_stores
+    # The images take their place: their ports, and their queues' messages.
+    local name
+    for name in $(service_lines | awk '{print $1}'); do
+        if alive "$name"; then say "stopping $name (the images take its place)"; stop_pid "$name"; fi
+    done
 }
 
 cmd_down() {
@@ -351,7 +395,8 @@ cd "$ROOT"
 case "${1:-}" in
     deps) cmd_deps ;;
     up) cmd_up ;;
+    stores) cmd_stores ;;
     down) cmd_down ;;
     status) cmd_status ;;
-    *) die "usage: dev/stack.sh deps|up|down|status" ;;
+    *) die "usage: dev/stack.sh deps|up|stores|down|status" ;;
 esac

@@ -15,6 +15,7 @@ from mp3common.gunicorn_conf import (  # noqa: F401 - gunicorn reads these names
     access_log_format,
     accesslog,
     child_exit,
+    control_socket_disable,
     logconfig_dict,
     on_starting,
 )

@@ -56,9 +56,7 @@ def load_yaml(text: str) -> list:
     return [doc for doc in json.loads(result.stdout) if doc]
 
 
-@cache
-def render_dir() -> Path:
-    """A scratch copy of the kustomization's inputs, with secrets made by k8s-secrets.sh."""
+def _scratch_copy() -> Path:
     scratch = Path(tempfile.mkdtemp(prefix="mp3deploy-"))
     atexit.register(shutil.rmtree, scratch, True)
     for name in KUSTOMIZATION_INPUTS:
@@ -68,6 +66,19 @@ def render_dir() -> Path:
             shutil.copytree(source, target)
         else:
             shutil.copy2(source, target)
+    return scratch
+
+
+def _kustomize(directory: Path) -> str:
+    result = run(tool("kubectl"), "kustomize", str(directory))
+    assert result.returncode == 0, f"kubectl kustomize failed:\n{result.stderr}"
+    return result.stdout
+
+
+@cache
+def render_dir() -> Path:
+    """A scratch copy of the kustomization's inputs, with secrets made by k8s-secrets.sh."""
+    scratch = _scratch_copy()
     made = run(str(ROOT / "deploy" / "k8s-secrets.sh"), "k8s-secrets.env", cwd=scratch)
     assert made.returncode == 0, made.stderr
     return scratch
@@ -75,9 +86,15 @@ def render_dir() -> Path:
 
 @cache
 def rendered_text() -> str:
-    result = run(tool("kubectl"), "kustomize", str(render_dir()))
-    assert result.returncode == 0, f"kubectl kustomize failed:\n{result.stderr}"
-    return result.stdout
+    return _kustomize(render_dir())
+
+
+def rendered_objects_with(secrets: dict[str, str]) -> list[dict]:
+    """The cluster's objects with the given k8s-secrets.env values (every key it needs)."""
+    scratch = _scratch_copy()
+    lines = [f"{name}={value}" for name, value in secrets.items()]
+    (scratch / "k8s-secrets.env").write_text("\n".join(lines) + "\n")
+    return load_yaml(_kustomize(scratch))
 
 
 @cache

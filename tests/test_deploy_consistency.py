@@ -52,7 +52,7 @@ def names_read_anywhere(service: str) -> set[str]:
 
 
 def routes(service: str) -> set[str]:
-    files = service_sources(service) + [ROOT / "common" / "mp3common" / "metrics.py"]
+    files = service_sources(service) + [ROOT / "common" / "mp3common" / "http_metrics.py"]
     return {route for path in files for route in ROUTE.findall(path.read_text())}
 
 

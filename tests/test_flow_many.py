@@ -7,7 +7,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from test_flow_reference import (
+from reference_flow import (
     dead_lettered_fids,
     download,
     fid_in,

@@ -19,7 +19,7 @@ import pytest
 from conftest import GATEWAY_URL, login
 from pymongo import MongoClient
 
-from mp3common.testing import close_connections, wait_until
+from mp3testing import close_connections, wait_until
 
 MANAGEMENT_URL = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")

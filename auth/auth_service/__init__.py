@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from flask import Flask
 
 from mp3common.http import register_error_handlers
+from mp3common.http_metrics import instrument
 from mp3common.logs import configure_logging
-from mp3common.metrics import instrument
 
 from . import cli, users, views
 from . import settings as settings_module

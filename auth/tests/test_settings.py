@@ -59,7 +59,8 @@ def test_development_runs_on_defaults_and_says_so_loudly(caplog):
 
 
 def test_the_entry_point_refuses_production_without_settings_in_one_line():
-    """What gunicorn sees when it loads `server:app` in a misconfigured production pod."""
+    """What gunicorn sees when it loads `server:app` in a misconfigured production pod:
+    one line, and the exit code after which gunicorn stops instead of booting workers."""
     import subprocess
     import sys
     from pathlib import Path
@@ -73,7 +74,7 @@ def test_the_entry_point_refuses_production_without_settings_in_one_line():
         timeout=60,
         check=False,
     )
-    assert result.returncode == 1
+    assert result.returncode == 4  # gunicorn's APP_LOAD_ERROR
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert result.stderr.startswith("auth cannot start: ")
     assert "JWT_SECRET is not set" in result.stderr

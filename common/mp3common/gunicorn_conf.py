@@ -8,6 +8,10 @@ import os
 
 from prometheus_client import multiprocess
 
+# gunicorn 25.1+ opens a control socket for `gunicornc` under $XDG_RUNTIME_DIR or
+# ~/.gunicorn; in a container the home does not exist and the root filesystem is read-only,
+# so every start logged an error. Kubernetes (or `make run`) manages the process instead.
+control_socket_disable = True
 accesslog = "-"
 access_log_format = "%(m)s %(U)s%(q)s %(s)s %(B)s bytes %(M)s ms rid=%({x-request-id}o)s"
 logconfig_dict = {

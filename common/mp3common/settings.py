@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
+from typing import NoReturn
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,22 @@ PLACEHOLDER = "CHANGE-ME"
 
 class SettingsError(RuntimeError):
     """The environment cannot run the service; the message says every reason."""
+
+
+#: The exit code after which gunicorn's arbiter stops ("App failed to load",
+#: gunicorn.arbiter.Arbiter.APP_LOAD_ERROR) instead of starting worker after worker.
+APP_LOAD_ERROR = 4
+
+
+def refuse_to_start(error: SettingsError) -> NoReturn:
+    """End a web service whose settings cannot run it: every reason on one stderr line,
+    and the exit code that stops gunicorn too, so a misconfigured pod crash-loops where
+    everybody sees it instead of running forever with no worker. (Raised at import time,
+    before logging is set up; `flask --app server …` exits the same way.)
+    """
+    sys.stderr.write(f"{error}\n")
+    sys.stderr.flush()
+    raise SystemExit(APP_LOAD_ERROR)
 
 
 class Env:

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from mp3common.testing import delete_queues
+from mp3testing import delete_queues
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from mp3common.amqp import (
     declare_queue,
 )
 from mp3common.logs import request_id
-from mp3common.testing import (
+from mp3testing import (
     RABBITMQ_URL,
     RunningConsumer,
     close_connections,

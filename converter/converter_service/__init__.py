@@ -13,6 +13,7 @@ from mp3common.amqp import Consumer
 from mp3common.logs import configure_logging
 from mp3common.metrics import serve
 from mp3common.mongo import client
+from mp3common.settings import SettingsError
 
 from . import settings as settings_module
 from .handler import JobHandler, remove_stale_work_dirs
@@ -49,7 +50,10 @@ def build_consumer(environ: Mapping[str, str] | None = None) -> Consumer:
 
 
 def main(environ: Mapping[str, str] | None = None) -> None:
-    consumer = build_consumer(environ)
+    try:
+        consumer = build_consumer(environ)
+    except SettingsError as exc:  # one line that says every reason, not a traceback
+        raise SystemExit(str(exc)) from None
     consumer.install_signal_handlers()
     log.info("converter started (pid %d)", os.getpid())
     consumer.run()

@@ -24,7 +24,7 @@ from bson import ObjectId
 from mp3common.amqp import Publisher
 from mp3common.jobs import CHUNK_SIZE_BYTES, MP3_BUCKET, VIDEO_BUCKET, Jobs, video_message
 from mp3common.mongo import client
-from mp3common.testing import RABBITMQ_URL, delete_queues, queue_depth
+from mp3testing import RABBITMQ_URL, delete_queues, queue_depth
 
 CONVERTER_DIR = Path(__file__).resolve().parent.parent
 ROOT = CONVERTER_DIR.parent

@@ -15,7 +15,7 @@ from converter_service.handler import CRASHED, GAVE_UP, JobHandler
 from mp3common.amqp import DELIVERY_LIMIT, Consumer, Delivery, PermanentError
 from mp3common.jobs import MP3_BUCKET
 from mp3common.mongo import client
-from mp3common.testing import RABBITMQ_URL, RunningConsumer
+from mp3testing import RABBITMQ_URL, RunningConsumer
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import media
 import pytest
 
-from mp3common.testing import wait_until
+from mp3testing import wait_until
 
 LONG_SECONDS = 600  # about 2 s of ffmpeg here: long enough to be caught in the middle
 

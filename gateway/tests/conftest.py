@@ -40,7 +40,7 @@ def _load_dev_env() -> None:
 
 
 _load_dev_env()
-from mp3common.testing import delete_queues  # noqa: E402 - reads the environment just loaded
+from mp3testing import delete_queues  # noqa: E402 - reads the environment just loaded
 
 AUTH_SVC_ADDRESS = os.environ.get("AUTH_SVC_ADDRESS", "127.0.0.1:5000")
 AUTH_URL = f"http://{AUTH_SVC_ADDRESS}"

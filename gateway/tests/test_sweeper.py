@@ -10,7 +10,7 @@ from gateway_service.publishing import JobPublisher
 from gateway_service.settings import load
 from gateway_service.storage import Storage
 from gateway_service.sweeper import Sweeper, republish_stranded
-from mp3common.testing import get_message, wait_until
+from mp3testing import get_message, wait_until
 
 
 def _stranded(stored, minutes_ago: float) -> ObjectId:

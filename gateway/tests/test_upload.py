@@ -12,7 +12,7 @@ from conftest import MANAGEMENT_URL, RABBITMQ_URL, exchange, serving, upload
 from gateway_service.publishing import connection_name
 from gateway_service.uploads import READ_BYTES
 from mp3common.amqp import Publisher
-from mp3common.testing import close_connections, get_message, wait_until
+from mp3testing import close_connections, get_message, wait_until
 
 KiB, MiB = 1024, 1024 * 1024
 

@@ -24,7 +24,7 @@ from bson import ObjectId
 from mp3common.amqp import Publisher
 from mp3common.jobs import Jobs
 from mp3common.mongo import client
-from mp3common.testing import RABBITMQ_URL, delete_queues
+from mp3testing import RABBITMQ_URL, delete_queues
 from notification_service import settings as settings_module
 
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")

@@ -21,7 +21,7 @@ from conftest import (
 from mp3common.amqp import Consumer
 from mp3common.jobs import Jobs, mp3_message
 from mp3common.mongo import client
-from mp3common.testing import (
+from mp3testing import (
     RunningConsumer,
     close_connections,
     get_message,

@@ -1,6 +1,8 @@
 """Test helpers on the real RabbitMQ every service's tests share (one copy, not four).
 
-Imported by tests only; needs `requests` (a test dependency) for the management API.
+A distribution of its own (common/testing), installed into the dev venv only, so that
+nothing a service ships carries test code or its dependencies (`requests`, for the
+management API).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 from urllib.parse import quote
 
 import pika
+import requests
 
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 MANAGEMENT_URL = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
@@ -60,8 +63,6 @@ def delete_queues(*queues: str) -> None:
 def close_connections(name: str, *, prefix: bool = False) -> int:
     """Close from the broker's side (as an idle timeout or a network cut does) every
     connection called `name` (or starting with it); the number closed."""
-    import requests
-
     closed = 0
     for connection in requests.get(f"{MANAGEMENT_URL}/api/connections", timeout=5).json():
         given = connection.get("client_properties", {}).get("connection_name") or ""

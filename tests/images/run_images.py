@@ -1,0 +1,245 @@
+"""The four images, run as the cluster runs them, and the reference flow through them.
+
+`make image-test` runs this module after `make images`, with the dev stack's stores up and
+its own services stopped (`dev/stack.sh stores`): the images take their ports and their
+queues. Each container gets exactly what its rendered Deployment gives it (see
+workloads.py): read-only root filesystem, uid 10001, no capabilities, its limits, and the
+environment of its ConfigMaps and Secrets, with the dev stack's secret values in the
+Secrets (rendered through the kustomization like `make k8s-secrets`' file). The in-cluster
+host names (mysql, mongodb, rabbitmq, auth, gateway) lead to the dev stack's MariaDB,
+RabbitMQ and MongoDB stand-in, and to the containers' published ports. The stores' own
+images (MySQL 8.4, MongoDB 7, RabbitMQ 3.13) cannot be pulled here, so they are not run.
+
+Only the mail settings differ from the manifests, as they do for every user: the manifest
+names Gmail and a placeholder sender, which production refuses; here the sender is the dev
+stack's and the server its SMTP sink (see MAIL_SETTINGS).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from pathlib import Path
+
+import pika
+import pytest
+import requests
+from deploy_render import rendered_objects_with
+from pymongo import MongoClient
+from reference_flow import (
+    CONNECT_TO,
+    download,
+    fid_in,
+    log_in,
+    make_video,
+    mp3_duration,
+    upload,
+    wait_for_mails,
+)
+from workloads import Workload, inspect, logs, podman, wait_healthy
+
+ROOT = Path(__file__).resolve().parents[2]
+DEV_ENV = ROOT / "var" / "dev.env"
+OUTPUT = ROOT / "var" / "image-test"
+# In the order they start: each one's dependencies before it.
+SERVICES = ("auth", "gateway", "converter", "notification")
+SEED = ("assylbek@email.com", "Admin123")
+# A required setting of each service, removed to show that a manifest missing it fails.
+REQUIRED = {
+    "auth": "JWT_SECRET",
+    "gateway": "AUTH_SVC_ADDRESS",
+    "converter": "RABBITMQ_URL",
+    "notification": "MONGODB_URI",
+}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            name, _, value = line.partition("=")
+            values[name] = value
+    return values
+
+
+@pytest.fixture(scope="module")
+def dev() -> dict[str, str]:
+    if not DEV_ENV.exists():
+        pytest.fail(f"{DEV_ENV} is missing: run `make image-test` (it starts the dev stores)")
+    return read_env_file(DEV_ENV)
+
+
+@pytest.fixture(scope="module")
+def rendered(dev) -> list[dict]:
+    """The kustomization, rendered with the dev stack's secrets as k8s-secrets.env."""
+    return rendered_objects_with(
+        {
+            "MYSQL_ROOT_PASSWORD": secrets.token_hex(16),  # MySQL's own: no MySQL image here
+            "MYSQL_PASSWORD": dev["MYSQL_PASSWORD"],
+            "JWT_SECRET": dev["JWT_SECRET"],
+            "MONGODB_ROOT_PASSWORD": secrets.token_hex(16),
+            "MONGODB_PASSWORD": dev["MONGODB_PASSWORD"],
+            "RABBITMQ_PASSWORD": dev["RABBITMQ_PASSWORD"],
+            "GMAIL_PASSWORD": "",
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def workloads(rendered, dev) -> dict[str, Workload]:
+    found = {name: Workload.from_rendered(rendered, name) for name in SERVICES}
+    # What a user sets for their mail provider (notification/README.md).
+    found["notification"].env.update(
+        GMAIL_ADDRESS=dev["GMAIL_ADDRESS"],
+        SMTP_HOST="smtp-sink",
+        SMTP_PORT=dev["SMTP_PORT"],
+        SMTP_SECURITY="none",
+    )
+    return found
+
+
+@pytest.fixture(scope="module")
+def hosts(rendered) -> list[str]:
+    """Every Service name (cluster DNS), and the SMTP sink's."""
+    return [o["metadata"]["name"] for o in rendered if o["kind"] == "Service"] + ["smtp-sink"]
+
+
+def _on_host(uri: str, host: str, port: int) -> str:
+    return uri.replace(f"@{host}:{port}", f"@127.0.0.1:{port}")
+
+
+@pytest.fixture(scope="module")
+def stores(workloads, dev) -> None:
+    """The accounts the manifests name, in the dev stores, with the dev stack's secrets."""
+    auth = workloads["auth"].env
+    made = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "dev" / "bootstrap_db.py")],
+        env={**dev, "MYSQL_DB": auth["MYSQL_DB"], "MYSQL_USER": auth["MYSQL_USER"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    # dev/stack.sh made the MongoDB and RabbitMQ accounts; the manifests' URIs must work.
+    for name in ("gateway", "converter", "notification"):
+        env = workloads[name].env
+        mongo = MongoClient(
+            _on_host(env["MONGODB_URI"], "mongodb", 27017), serverSelectionTimeoutMS=5000
+        )
+        mongo[env["MONGODB_DB"]].command("ping")
+        mongo.close()
+        pika.BlockingConnection(
+            pika.URLParameters(_on_host(env["RABBITMQ_URL"], "rabbitmq", 5672))
+        ).close()
+
+
+@pytest.fixture(scope="module")
+def running(workloads, hosts, stores, tmp_path_factory):
+    """Every image started, one after the other, each healthy before the next starts."""
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    env_dir = tmp_path_factory.mktemp("env")
+    try:
+        for name in SERVICES:
+            workload = workloads[name]
+            env_file = env_dir / f"{name}.env"
+            env_file.touch(mode=0o600)
+            env_file.write_text("".join(f"{k}={v}\n" for k, v in workload.env.items()))
+            podman("run", "--detach", *workload.run_args(env_file, hosts))
+            wait_healthy(workload.container_name)
+        yield workloads
+    finally:
+        for name in SERVICES:
+            container = workloads[name].container_name
+            (OUTPUT / f"{name}.log").write_text(logs(container))
+            podman("rm", "--force", "--time", "20", container, check=False)
+
+
+# --- the tests -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_image_runs_locked_down_as_its_manifest_says(running, name):
+    container = running[name].container_name
+    config = inspect(container)
+    assert config["HostConfig"]["ReadonlyRootfs"] is True
+    assert podman("exec", container, "id", "-u").stdout.strip() == "10001"
+    assert podman("exec", container, "id", "-g").stdout.strip() == "10001"
+    wrote = podman("exec", container, "touch", "/app/written", check=False)
+    assert wrote.returncode != 0 and "Read-only file system" in wrote.stderr
+    capabilities = podman("exec", container, "grep", "CapEff", "/proc/self/status").stdout
+    assert capabilities.split()[-1] == "0000000000000000"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_no_error_is_logged_at_start(running, name):
+    """gunicorn's control socket on a read-only home, a missing module: nothing of the kind."""
+    text = logs(running[name].container_name)
+    assert text.strip(), f"{name} logged nothing"
+    for line in text.splitlines():
+        assert "Traceback" not in line, text
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        assert record.get("level") not in ("ERROR", "CRITICAL"), line
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_the_manifests_readiness_probe_passes(running, name):
+    workload = running[name]
+    probe = workload.container["readinessProbe"]
+    if "httpGet" in probe:
+        port = workload.port(probe["httpGet"]["port"])
+        assert port in workload.service_ports, "probe a published port"
+        answer = requests.get(f"http://127.0.0.1:{port}{probe['httpGet']['path']}", timeout=5)
+        assert answer.status_code == 200, answer.text
+    else:
+        done = podman("exec", workload.container_name, *probe["exec"]["command"], check=False)
+        assert done.returncode == 0, done.stderr
+
+
+def test_the_reference_flow_through_the_images(running, tmp_path):
+    """Log in, upload, get the mail, download: the README's curl calls, verbatim."""
+    email_address, password = SEED
+    # As deploy/README.md says an operator makes a user: auth's own CLI, in its container.
+    made = podman(
+        "exec",
+        "--interactive",
+        running["auth"].container_name,
+        *("flask", "--app", "server", "create-user", email_address, "--password-stdin"),
+        "--exist-ok",
+        input=f"{password}\n",
+    )
+    assert made.returncode == 0
+    token = log_in(email_address, password, tmp_path)
+    video = make_video(tmp_path / "video.mp4", 10)
+    already = len(wait_for_mails(email_address, 0))
+
+    uploaded = upload(token, video)
+
+    mails = wait_for_mails(email_address, already + 1)
+    mail = next(m for m in mails if fid_in(m) == uploaded["fid"])
+    assert mail["Subject"] == "Your MP3 is ready: video.mp4"
+    assert download(token, uploaded["fid"], tmp_path / "output.mp3") == 200
+    assert mp3_duration(tmp_path / "output.mp3") == pytest.approx(10, abs=0.5)
+    assert CONNECT_TO.endswith("127.0.0.1:8080"), "the flow went to the gateway's image"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_a_setting_the_manifest_lacks_stops_the_image(workloads, hosts, name, tmp_path):
+    """A manifest missing a required setting fails here, with the setting named."""
+    workload = workloads[name]
+    env_file = tmp_path / "env"
+    env_file.touch(mode=0o600)
+    missing = REQUIRED[name]
+    env = {k: v for k, v in workload.env.items() if k != missing}
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    args = workload.run_args(env_file, hosts)
+    args[args.index("--name") + 1] += "-broken"
+    args = [a for a in args if not a.startswith("--publish")]
+    done = podman("run", "--rm", *args, timeout=90, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert f"{missing} is not set" in output
+    assert "Traceback" not in output
