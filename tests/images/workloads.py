@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # The settings deploy/images.sh builds with: runc, the open-file limit, no bridge.
 os.environ.setdefault("CONTAINERS_CONF", str(ROOT / "deploy" / "podman" / "containers.conf"))
+#: The services' Deployments, in the order they start: each one's dependencies first.
+SERVICES = ("auth", "gateway", "converter", "notification")
 IMAGE_PREFIX = "mp3img-"
 #: slirp4netns gives every container a network of its own; this address is the host's
 #: loopback seen from inside, where the dev stack's stores and the published ports are.
