@@ -29,6 +29,7 @@ import time
 
 import pytest
 import requests
+from image_fixtures import dev, hosts, rendered, stores, workloads  # noqa: F401 - fixtures, by name
 from netns import HOST, Forward, Namespace, inside
 from workloads import SERVICES, container_env, find, podman
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from image_fixtures import dev, hosts, rendered, stores, workloads  # noqa: F401 - fixtures, by name
 from reference_flow import (
     CONNECT_TO,
     download,

@@ -1,7 +1,8 @@
 """Fixtures of the images' tests: the rendered kustomization and the dev stores it meets.
 
-`make image-test` runs them after `dev/stack.sh stores`; the helpers are in workloads.py
-and netns.py.
+Imported by run_images.py and kube_play.py (not a conftest: the system tests import
+names from tests/conftest.py, and a second module called conftest would shadow it).
+`make image-test` runs them after `dev/stack.sh stores`.
 """
 
 from __future__ import annotations
