@@ -41,7 +41,7 @@ class Settings:
 
 
 def _bundled_ffmpeg() -> str:
-    """The ffmpeg moviepy brings (imageio-ffmpeg's static build with libmp3lame)."""
+    """The ffmpeg in imageio-ffmpeg's wheel (a static build with libmp3lame)."""
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
