@@ -21,7 +21,7 @@ TESTS = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TESTS))
 
 from conftest import create_user  # noqa: E402
-from test_flow_reference import (  # noqa: E402
+from reference_flow import (  # noqa: E402
     FFMPEG,
     MAIL_DIR,
     log_in,
