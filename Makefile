@@ -11,7 +11,7 @@ SERVICE_REQUIREMENTS := $(wildcard $(addsuffix /requirements.txt,$(SERVICES)))
 # Folders whose unit tests run with that folder as the import root.
 UNIT_TEST_DIRS := common $(SERVICES)
 
-.PHONY: help run stop status test unit-test system-test lint format bench mail logs clean
+.PHONY: help run stop status test unit unit-test system-test lint format bench mail logs clean
 
 help: ## list the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,10 @@ mail: ## list the mails the local SMTP sink received (var/mail/)
 
 test: run ## the test suite: each service's unit tests, then the system tests, on the real stack
 	dev/test.sh
+
+# No stack, no root, no network: every test not marked `stack` (or, in tests/, `tools`).
+unit: $(VENV)/.installed ## the fast tier: every test that needs no stack, in seconds
+	dev/test.sh --unit
 
 lint: $(VENV)/.installed ## ruff: lint and format check
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,5 @@
-"""The converter's entry point, as in the reference: `python -m consumer` from this folder."""
+"""The converter's entry point, as in the reference: `python -m consumer` from this folder
+(the image runs `python consumer.py`; both are `mp3common.amqp.run_consumer`)."""
 
 from converter_service import main
 

@@ -120,9 +120,9 @@ make_stand_in() { # NAME: debootstrap a minimal bookworm with Python 3.11 and im
     as_root rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
         "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/*
     as_root tar -C "$rootfs" -c . | podman import \
-        --change 'ENV=LANG=C.UTF-8' \
-        --change "LABEL=$STAND_IN_LABEL=debootstrap bookworm and Debian's python3 (3.11.2), made offline by deploy/images.sh; not the official image" \
-        --change 'CMD=["python3"]' \
+        --change 'ENV LANG=C.UTF-8' \
+        --change "LABEL $STAND_IN_LABEL=\"debootstrap bookworm, Debian's python3 3.11.2; made offline by deploy/images.sh, not the official image\"" \
+        --change 'CMD ["python3"]' \
         - "$1" >/dev/null
     as_root rm -rf "$rootfs"
 }

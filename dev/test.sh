@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # `make test`: each folder's unit tests with that folder as the import root, then the
 # black-box system tests in tests/, all against the stack `make run` started.
+# `make unit` (dev/test.sh --unit): the same suites without the tests marked `stack` (and,
+# in tests/, `tools`): no stack, no root, no network, only .venv.
 # Every suite runs even when one fails; the exit code says whether all passed.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-set -a; . var/dev.env; set +a
+unit_args=() system_unit_args=()
+if [ "${1:-}" = --unit ]; then
+    shift
+    unit_args=(-m "not stack")
+    system_unit_args=(-m "not stack and not tools")
+else
+    set -a; . var/dev.env; set +a
+fi
 PYTEST="$ROOT/.venv/bin/pytest"
 failed=()
 ran=0
@@ -38,9 +47,11 @@ run_suite() { # NAME DIR PYTEST-ARGS...
 }
 
 for dir in common auth gateway converter notification; do
-    [ -d "$dir/tests" ] && run_suite "$dir unit tests" "$dir" -q -p no:cacheprovider tests
+    [ -d "$dir/tests" ] && run_suite "$dir unit tests" "$dir" -q -p no:cacheprovider \
+        ${unit_args[@]+"${unit_args[@]}"} tests
 done
-run_suite "system tests" "$ROOT" -q -p no:cacheprovider tests "$@"
+run_suite "system tests" "$ROOT" -q -p no:cacheprovider \
+    ${system_unit_args[@]+"${system_unit_args[@]}"} tests "$@"
 
 status=0
 if [ ${#failed[@]} -gt 0 ]; then

@@ -1,22 +1,8 @@
-"""The entry point, as in the reference: `python consumer.py` mails users until SIGTERM."""
+"""The entry point, as in the reference: `python consumer.py` mails users until SIGTERM
+(`mp3common.amqp.run_consumer`, as the converter's)."""
 
-import logging
-
-from mp3common.settings import SettingsError
+from mp3common.amqp import run_consumer
 from notification_service import create_consumer
 
-log = logging.getLogger("notification")
-
-
-def main() -> None:
-    try:
-        consumer = create_consumer()
-    except SettingsError as exc:
-        raise SystemExit(str(exc)) from None
-    consumer.install_signal_handlers()
-    log.info("notification service starting")
-    consumer.run()
-
-
 if __name__ == "__main__":
-    main()
+    run_consumer("notification", create_consumer)

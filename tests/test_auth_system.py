@@ -2,7 +2,10 @@
 
 import json
 
+import pytest
 from conftest import AUTH_URL, curl
+
+pytestmark = pytest.mark.stack  # drives the stack make run started
 
 
 def test_the_reference_login_curl_returns_a_jwt_that_validate_accepts():

@@ -23,6 +23,8 @@ from pymongo import MongoClient
 from mp3common.amqp import Publisher
 from mp3common.jobs import CHUNK_SIZE_BYTES, VIDEO_BUCKET, Jobs, video_message
 
+pytestmark = pytest.mark.stack  # drives the stack make run started
+
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 MANAGEMENT_URL = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from deploy_render import ROOT, SERVICES, rendered_text, run, tool
 
+pytestmark = pytest.mark.tools  # the checkers in .venv-deploy
+
 # Kubernetes versions the rendered objects must be valid for: the newest schemas
 # kubernetes-validate bundles, and an older release minikube clusters still run.
 KUBERNETES_VERSIONS = ("1.37.0", "1.33.0")

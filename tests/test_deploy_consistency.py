@@ -17,7 +17,11 @@ from deploy_render import ROOT, SERVICES, load_yaml, rendered_objects, run
 
 from mp3common.settings import PLACEHOLDER
 
-SETTINGS_READ = re.compile(r'env\.(?:text|integer|number|flag|choice)\(\s*"([A-Z][A-Z0-9_]*)"')
+pytestmark = pytest.mark.tools  # the checkers in .venv-deploy
+
+SETTINGS_READ = re.compile(
+    r'env\.(?:text|integer|number|flag|choice|amqp_url)\(\s*"([A-Z][A-Z0-9_]*)"'
+)
 ENVIRON_READ = re.compile(r'environ(?:\.get\(|\[)\s*"([A-Z][A-Z0-9_]*)"')
 ROUTE = re.compile(r'\.(?:get|post|put|patch|delete|route)\(\s*"(/[^"]*)"')
 ENV_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")

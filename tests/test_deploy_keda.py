@@ -26,6 +26,8 @@ import pytest
 from deploy_render import ROOT, load_yaml, render_dir, rendered_objects, run, tool
 from test_deploy_checkers import KUBERNETES_VERSIONS, _checkov
 
+pytestmark = pytest.mark.tools  # the checkers in .venv-deploy
+
 COMPONENT = "deploy/components/keda"
 OVERLAY = "deploy/keda"
 KEDA_KINDS = {"ScaledObject", "TriggerAuthentication"}

@@ -19,6 +19,8 @@ from reference_flow import (
     wait_for_mails,
 )
 
+pytestmark = pytest.mark.stack  # drives the stack make run started
+
 USERS, CLIPS = 4, 5
 
 

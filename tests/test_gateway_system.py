@@ -21,6 +21,8 @@ from pymongo import MongoClient
 
 from mp3testing import close_connections, wait_until
 
+pytestmark = pytest.mark.stack  # drives the stack make run started
+
 MANAGEMENT_URL = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
 MONGODB_DB = os.environ.get("MONGODB_DB", "mp3converter")

@@ -25,10 +25,13 @@ CONVERTERS = int(os.environ.get("CONVERTERS", "2"))
 NOTIFICATION_METRICS = "http://127.0.0.1:9103/metrics"
 CONVERTER_METRICS = [f"http://127.0.0.1:{9110 + n}/metrics" for n in range(1, CONVERTERS + 1)]
 
-pytestmark = pytest.mark.skipif(
-    "notification" not in (ROOT / "dev" / "services").read_text(),
-    reason="the whole flow needs the converter and notification in make run",
-)
+pytestmark = [
+    pytest.mark.stack,  # drives the stack make run started
+    pytest.mark.skipif(
+        "notification" not in (ROOT / "dev" / "services").read_text(),
+        reason="the whole flow needs the converter and notification in make run",
+    ),
+]
 
 
 def log_sizes() -> dict[Path, int]:

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.tools  # pip builds a venv per service
+
 ROOT = Path(__file__).resolve().parent.parent
 ENVS = ROOT / "var" / "service-envs"
 PROBE = Path(__file__).resolve().parent / "service_env_probe.py"

@@ -2,7 +2,10 @@
 
 import subprocess
 
+import pytest
 from conftest import ROOT
+
+pytestmark = pytest.mark.stack  # drives the stack make run started
 
 
 def _pids() -> dict[str, str]:

@@ -1,7 +1,11 @@
-"""Fixtures: a fresh database on the real MariaDB for every test, and an app built on it.
+"""Fixtures: an app for every test; for the tests marked `stack`, on a fresh database.
 
-The stack (`make run`) provides MariaDB and a test user allowed to create databases named
-mp3test_*; dev/test.sh puts its credentials (TEST_MYSQL_*) in the environment.
+The app opens its MariaDB connection lazily (flask-mysqldb, on first use in a request), so
+a test that never reaches the database (tokens, malformed credentials, request ids) needs
+none: its app names a database that does not exist. A test marked `stack` gets a fresh
+database on the real MariaDB instead; the stack (`make run`) provides MariaDB and a test user
+allowed to create databases named mp3test_*, and dev/test.sh puts its credentials
+(TEST_MYSQL_*) in the environment.
 """
 
 from __future__ import annotations
@@ -43,16 +47,20 @@ def database():
 
 
 @pytest.fixture
-def environ(database):
-    return {
+def environ(request):
+    """The app's settings: on the test's own database when the test is marked `stack`."""
+    settings = {
         "APP_ENV": "development",
         "MYSQL_HOST": os.environ.get("MYSQL_HOST", "127.0.0.1"),
         "MYSQL_PORT": os.environ.get("MYSQL_PORT", "3306"),
-        "MYSQL_USER": os.environ["TEST_MYSQL_USER"],
-        "MYSQL_PASSWORD": os.environ["TEST_MYSQL_PASSWORD"],
-        "MYSQL_DB": database,
+        "MYSQL_USER": os.environ.get("TEST_MYSQL_USER", "mp3test"),
+        "MYSQL_PASSWORD": os.environ.get("TEST_MYSQL_PASSWORD", "no-database-here"),
+        "MYSQL_DB": "mp3test_no_database",
         "JWT_SECRET": TEST_JWT_SECRET,
     }
+    if request.node.get_closest_marker("stack"):
+        settings["MYSQL_DB"] = request.getfixturevalue("database")
+    return settings
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
 import pytest
 from conftest import basic
 
+pytestmark = pytest.mark.stack  # every test reads the user table
+
 
 @pytest.fixture
 def runner(app):

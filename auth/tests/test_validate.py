@@ -31,6 +31,7 @@ def unsigned_token() -> str:
     return f"{header}.{body}."
 
 
+@pytest.mark.stack
 def test_a_token_from_login_validates_to_its_claims(client, user):
     email, password = user
     jwt_text = client.post("/login", headers=basic(email, password)).get_data(as_text=True)

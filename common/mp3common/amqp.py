@@ -10,10 +10,10 @@ video without audio raised inside the callback and came back forever. Here:
   connection when the broker dropped it (the reference's "500 after idle time").
 * `Consumer` is the one consumer contract, shared by the converter and the notification
   service: prefetch 1; the handler runs on a worker thread while the connection keeps
-  being serviced (heartbeats); ack only after the handler and its follow-up publishes
-  succeed; `PermanentError` → reject to the dead-letter queue; anything else → requeue,
-  bounded by the queue's delivery limit; reconnect with capped backoff; SIGTERM gives the
-  current job a grace period, then hands it back unacknowledged.
+  being serviced (heartbeats); reconnect with capped backoff; the outcomes of a message
+  are the four `Handler` states; SIGTERM gives the current job a grace period, then hands
+  it back unacknowledged.
+* `run_consumer` is the whole life of a consumer process, the same for both services.
 """
 
 from __future__ import annotations
@@ -21,23 +21,28 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import pika
 import pika.exceptions
 
 from .logs import request_id
+from .settings import SettingsError, refuse_to_start
 
 log = logging.getLogger(__name__)
 
-#: How many times a message may be delivered before the broker dead-letters it.
+#: The queues' `x-delivery-limit`: how many times the broker takes a message back (a
+#: requeue, a hand-back, a consumer that died) before it dead-letters it instead. RabbitMQ
+#: 3.10 thus delivers a message up to DELIVERY_LIMIT + 1 times (see `Delivery.last_delivery`).
 DELIVERY_LIMIT = 5
 REQUEST_ID_HEADER = "x-request-id"
 
@@ -52,6 +57,15 @@ class PermanentError(Exception):
     def __init__(self, *args: object, outgoing: Iterable[Outgoing] = ()) -> None:
         super().__init__(*args)
         self.outgoing = list(outgoing)
+
+
+class HandBack(Exception):
+    """The worker is stopping and the handler gives its message back unfinished.
+
+    Not a failure: the Consumer requeues the message with a warning and no traceback, and
+    nothing is wrong with the message. The broker does count the return as a delivery
+    (`Delivery.last_delivery` says when it will dead-letter it instead).
+    """
 
 
 class PublishError(Exception):
@@ -203,7 +217,21 @@ class Delivery:
     body: dict
     headers: dict
     redelivered: bool
+    #: The broker's `x-delivery-count`: how many times the message came back (0 at first).
     delivery_count: int
+    #: The `x-delivery-limit` the consumer declared its queue with.
+    delivery_limit: int
+
+    @property
+    def last_delivery(self) -> bool:
+        """True when the broker dead-letters the message if it comes back once more.
+
+        RabbitMQ 3.10's quorum queues count every return of a message (requeue, reject,
+        a consumer gone) and dead-letter it when a return takes the count past the limit:
+        a message is delivered with x-delivery-count 0, 1, ..., limit, so limit + 1 times,
+        and the delivery whose count equals the limit is the last one.
+        """
+        return self.delivery_count >= self.delivery_limit
 
 
 @dataclass
@@ -215,9 +243,29 @@ class Outgoing:
     headers: dict = field(default_factory=dict)
 
 
-#: A handler gets the delivery and an event set when the worker is asked to stop (it may
-#: give up early, by raising); it returns the messages to publish before the ack.
-Handler = Callable[[Delivery, threading.Event], Iterable[Outgoing] | None]
+class Handler(Protocol):
+    """What the Consumer calls for each message, on a worker thread, with the delivery and
+    an event that is set when the worker is asked to stop. Its outcome is one of four:
+
+    * **done**: it returns (the messages to publish, or None). They are published and
+      confirmed, then the message is acked. If one cannot be confirmed, it is requeued.
+    * **retry**: it raises any other exception (a store or the network is down). The
+      message is requeued and logged as an error with its traceback. The broker bounds
+      this: past the queue's delivery limit it dead-letters the message, so on
+      `delivery.last_delivery` a handler that wants somebody told must say so itself
+      (with a PermanentError).
+    * **dead-letter**: it raises `PermanentError` (the message can never succeed). Its
+      `outgoing` messages (e.g. "this job failed") are published and confirmed, then the
+      message is rejected to `<queue>.dlq`.
+    * **hand back**: it raises `HandBack` because `stopping` is set. The message is
+      requeued for another worker, logged as a warning without a traceback: a rolling
+      deploy is not an error. A handler still running when the stop grace period is over
+      is handed back the same way, without waiting for it.
+    """
+
+    def __call__(
+        self, delivery: Delivery, stopping: threading.Event, /
+    ) -> Iterable[Outgoing] | None: ...
 
 
 class Consumer:
@@ -230,6 +278,7 @@ class Consumer:
         handler: Handler,
         *,
         publishes_to: Iterable[str] = (),
+        delivery_limit: int = DELIVERY_LIMIT,
         heartbeat_file: str | None = None,
         stop_grace_seconds: float = 30.0,
         max_backoff_seconds: float = 30.0,
@@ -241,6 +290,7 @@ class Consumer:
         self._url = url
         self._handler = handler
         self._publishes_to = tuple(publishes_to)
+        self.delivery_limit = delivery_limit
         self._heartbeat_file = Path(heartbeat_file) if heartbeat_file else None
         self._stop_grace = stop_grace_seconds
         self._max_backoff = max_backoff_seconds
@@ -293,7 +343,7 @@ class Consumer:
         try:
             channel = connection.channel()
             channel.basic_qos(prefetch_count=1)
-            declare_queue(channel, self.queue)
+            declare_queue(channel, self.queue, delivery_limit=self.delivery_limit)
             publish_channel = connection.channel()
             publish_channel.confirm_delivery()
             for queue in self._publishes_to:
@@ -325,6 +375,7 @@ class Consumer:
                     headers=headers,
                     redelivered=bool(method.redelivered),
                     delivery_count=int(headers.get("x-delivery-count", 0)),
+                    delivery_limit=self.delivery_limit,
                 )
             except PermanentError as exc:
                 log.error("dead-lettering an unreadable message: %s", exc)
@@ -346,11 +397,22 @@ class Consumer:
                 else:
                     channel.basic_nack(method.delivery_tag, requeue=True)
                 return
+            except HandBack as exc:
+                log.warning(
+                    "handing the message back unfinished (%s)%s",
+                    exc,
+                    "; it was its last delivery: the broker dead-letters it"
+                    if delivery.last_delivery
+                    else "",
+                )
+                channel.basic_nack(method.delivery_tag, requeue=True)
+                return
             except Exception:
                 log.exception(
-                    "handler failed (delivery %d of at most %d); requeueing",
+                    "handler failed (delivery %d of at most %d); %s",
                     delivery.delivery_count + 1,
-                    DELIVERY_LIMIT,
+                    self.delivery_limit + 1,
+                    "the broker dead-letters it" if delivery.last_delivery else "requeueing",
                 )
                 channel.basic_nack(method.delivery_tag, requeue=True)
                 return
@@ -375,6 +437,28 @@ class Consumer:
                 if time.monotonic() > stop_deadline:
                     return False
         return True
+
+
+def run_consumer(
+    service: str,
+    build: Callable[[Mapping[str, str] | None], Consumer],
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """A consumer process from start to exit, the same for every consumer service.
+
+    `build(environ)` reads the settings (SettingsError if they cannot run the service),
+    configures logging and returns the Consumer; the environment is the process's when
+    `environ` is None. Bad settings end the process with every reason on one stderr line
+    and a non-zero exit, as the web services do. Then SIGTERM/SIGINT stop it (the current
+    message gets the consumer's grace period) and it exits with 0.
+    """
+    try:
+        consumer = build(environ)
+    except SettingsError as exc:
+        refuse_to_start(exc)
+    consumer.install_signal_handlers()
+    log.info("%s started (pid %d) on queue %s", service, os.getpid(), consumer.queue)
+    consumer.run()
 
 
 def _nothing() -> None:

@@ -42,3 +42,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     handler._mp3converter = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # pika narrates every connection step at INFO; mp3common.amqp logs the reconnects that
+    # matter. Its own lines show at debug level only.
+    logging.getLogger("pika").setLevel(
+        logging.DEBUG if root.level <= logging.DEBUG else max(logging.WARNING, root.level)
+    )

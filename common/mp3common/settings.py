@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Mapping
 from typing import NoReturn
+from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,9 @@ _NO_DEFAULT = object()
 #: What the committed Kubernetes secret.yaml files hold until `make k8s-secrets` fills
 #: them in; a value containing it never runs in production.
 PLACEHOLDER = "CHANGE-ME"
+
+#: RabbitMQ's own guest account on this machine: what `make run` gives every service.
+DEV_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
 class SettingsError(RuntimeError):
@@ -34,10 +38,11 @@ APP_LOAD_ERROR = 4
 
 
 def refuse_to_start(error: SettingsError) -> NoReturn:
-    """End a web service whose settings cannot run it: every reason on one stderr line,
-    and the exit code that stops gunicorn too, so a misconfigured pod crash-loops where
-    everybody sees it instead of running forever with no worker. (Raised at import time,
-    before logging is set up; `flask --app server …` exits the same way.)
+    """End a service whose settings cannot run it: every reason on one stderr line, no
+    traceback, and the exit code that stops gunicorn too, so a misconfigured pod
+    crash-loops where everybody sees it instead of running forever with no worker. (For a
+    web service it is raised at import time, before logging is set up; `flask --app
+    server …` exits the same way. The consumers exit through it too: `run_consumer`.)
     """
     sys.stderr.write(f"{error}\n")
     sys.stderr.flush()
@@ -84,6 +89,27 @@ class Env:
             return dev_default
         self.problems.append(f"{name} is not set")
         return ""
+
+    def amqp_url(self, name: str) -> str:
+        """The RabbitMQ URL, under the one rule every service follows.
+
+        Development falls back to the broker `make run` starts, as guest. Production
+        needs the URL set, and refuses RabbitMQ's guest account, whether named or implied
+        (a URL without a user is guest to pika): it is the broker's well-known default,
+        and the cluster's broker lets guest in from its own pod only.
+        """
+        before = len(self.problems)
+        url = self.text(name, dev_default=DEV_RABBITMQ_URL, secret=True)
+        if len(self.problems) > before or not url:
+            return url  # already told: not set, a placeholder, or the development default
+        parts = urlsplit(url)
+        if parts.scheme not in ("amqp", "amqps"):
+            self.problems.append(f"{name} must be an amqp:// or amqps:// URL")
+        elif self.production and unquote(parts.username or "guest") == "guest":
+            self.problems.append(
+                f"{name} logs in as RabbitMQ's guest account; give the service a user of its own"
+            )
+        return url
 
     def integer(
         self,

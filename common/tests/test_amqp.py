@@ -23,6 +23,8 @@ from mp3testing import (
     wait_until,
 )
 
+pytestmark = pytest.mark.stack  # the real RabbitMQ
+
 
 def test_both_sides_declare_the_same_queue_without_conflict(queue_name):
     connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))

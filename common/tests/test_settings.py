@@ -56,3 +56,42 @@ def test_values_are_parsed():
     assert env.number("X", 1.0) == 2.5
     assert env.choice("C", "none", ("none", "ssl")) == "ssl"
     env.finish("svc")
+
+
+GUEST = "RABBITMQ_URL logs in as RabbitMQ's guest account; give the service a user of its own"
+PRODUCTION_BROKER_URLS = [
+    ("amqp://mp3converter:s3cret@rabbitmq:5672/%2F", None),
+    ("amqps://mp3converter:s3cret@rabbitmq/%2F", None),
+    (
+        "amqp://guest:guest@127.0.0.1:5672/%2F",
+        "RABBITMQ_URL is the development default; set a real value",
+    ),
+    ("amqp://guest:guest@rabbitmq:5672/%2F", GUEST),
+    ("amqp://guest:other@rabbitmq:5672/%2F", GUEST),
+    ("amqp://rabbitmq:5672/%2F", GUEST),  # no user: pika logs in as guest
+    ("http://rabbitmq:15672", "RABBITMQ_URL must be an amqp:// or amqps:// URL"),
+    ("", "RABBITMQ_URL is not set"),
+]
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    PRODUCTION_BROKER_URLS,
+    ids=[url or "unset" for url, _ in PRODUCTION_BROKER_URLS],
+)
+def test_production_refuses_the_guest_broker_account_however_it_is_written(url, complaint):
+    env = Env({"APP_ENV": "production", "RABBITMQ_URL": url})
+    assert env.amqp_url("RABBITMQ_URL") == url
+    if complaint is None:
+        env.finish("svc")
+        return
+    with pytest.raises(SettingsError) as caught:
+        env.finish("svc")
+    assert str(caught.value) == f"svc cannot start: {complaint}"  # that one problem only
+
+
+def test_development_may_use_the_guest_broker_account():
+    env = Env({"RABBITMQ_URL": "amqp://guest:guest@rabbitmq:5672/%2F"})
+    assert env.amqp_url("RABBITMQ_URL") == "amqp://guest:guest@rabbitmq:5672/%2F"
+    assert Env({}).amqp_url("RABBITMQ_URL") == "amqp://guest:guest@127.0.0.1:5672/%2F"
+    env.finish("svc")

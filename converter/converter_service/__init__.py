@@ -9,11 +9,10 @@ from collections.abc import Mapping
 
 from pymongo.errors import PyMongoError
 
-from mp3common.amqp import Consumer
+from mp3common.amqp import Consumer, run_consumer
 from mp3common.logs import configure_logging
 from mp3common.metrics import serve
 from mp3common.mongo import client
-from mp3common.settings import SettingsError
 
 from . import settings as settings_module
 from .handler import JobHandler, remove_stale_work_dirs
@@ -29,7 +28,6 @@ def build_consumer(environ: Mapping[str, str] | None = None) -> Consumer:
     configure_logging("converter")
     settings = settings_module.load(environ)
     configure_logging("converter", settings.log_level)
-    logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLogger().level))
     database = client(settings.mongodb_uri, app_name="converter")[settings.mongodb_db]
     handler = JobHandler(settings, database)
     try:
@@ -50,10 +48,5 @@ def build_consumer(environ: Mapping[str, str] | None = None) -> Consumer:
 
 
 def main(environ: Mapping[str, str] | None = None) -> None:
-    try:
-        consumer = build_consumer(environ)
-    except SettingsError as exc:  # one line that says every reason, not a traceback
-        raise SystemExit(str(exc)) from None
-    consumer.install_signal_handlers()
-    log.info("converter started (pid %d)", os.getpid())
-    consumer.run()
+    """The process: `python -m consumer` (or `python consumer.py`) from the converter folder."""
+    run_consumer("converter", build_consumer, environ)

@@ -9,8 +9,13 @@ returns are published and confirmed. Its guarantees:
   carries the `mp3` message (state "failed") so the notifier mails the owner; the video
   message is then dead-lettered to `video.dlq` and its video kept for inspection.
 * Transient trouble (MongoDB, disk): an exception, so the message is requeued, up to the
-  queue's delivery limit. On the last delivery the job is failed instead, so its owner
-  hears of it rather than nothing.
+  queue's delivery limit. On the last delivery (`Delivery.last_delivery`, from the limit
+  the Consumer declared the queue with) the job is failed instead, so its owner hears of
+  it rather than nothing.
+* Stopped (SIGTERM) before it is done: `HandBack`, so the message goes back to the queue
+  for another converter; a warning, not an error, and the job counts it as `handed_back`,
+  neither a failed attempt nor a crash. On the last delivery the broker would dead-letter
+  a handed-back message unseen, so the job is failed for its owner instead.
 * Redelivered (a converter died, or its ack was lost): a finished job is not converted
   again. Its `mp3` message is sent again only while the owner has not been mailed; the
   notifier's claim on the job keeps that to one mail.
@@ -31,7 +36,7 @@ from bson import ObjectId
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from mp3common.amqp import DELIVERY_LIMIT, Delivery, Outgoing, PermanentError
+from mp3common.amqp import Delivery, HandBack, Outgoing, PermanentError
 from mp3common.jobs import DONE, FAILED, Jobs, mp3_message, parse_id
 
 from . import metrics
@@ -67,14 +72,18 @@ class JobHandler:
         job_id = parse_id(str(delivery.body.get("video_fid") or ""))
         if job_id is None:
             raise PermanentError(f"the message names no video: {delivery.body!r:.200}")
-        last_delivery = delivery.delivery_count + 1 >= DELIVERY_LIMIT
+        last_delivery = delivery.last_delivery
         try:
             return self._handle(job_id, stopping, last_delivery=last_delivery)
         except PermanentError:
             raise
-        except Interrupted:
-            self._note_attempt_end(job_id, "handed_back")
-            raise
+        except Interrupted as exc:
+            if not last_delivery:
+                self._note_attempt_end(job_id, "handed_back")
+                raise HandBack(f"job {job_id}: {exc}") from exc
+            # Handed back now, it would be dead-lettered with nobody told.
+            log.warning("job %s stopped on its last delivery; giving up", job_id)
+            raise self._failed(job_id, GAVE_UP, kind="gave_up", detail=str(exc)) from exc
         except Exception as exc:
             if not last_delivery:
                 self._note_attempt_end(job_id, "failed_attempts")

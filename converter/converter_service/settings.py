@@ -57,7 +57,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     heartbeat_file = env.text("HEARTBEAT_FILE", "")
     settings = Settings(
         production=env.production,
-        rabbitmq_url=env.text("RABBITMQ_URL", dev_default="amqp://guest:guest@127.0.0.1:5672/%2F"),
+        rabbitmq_url=env.amqp_url("RABBITMQ_URL"),
         mongodb_uri=env.text("MONGODB_URI", dev_default="mongodb://127.0.0.1:27017"),
         mongodb_db=env.text("MONGODB_DB", "mp3converter"),
         video_queue=env.text("VIDEO_QUEUE", "video"),

@@ -17,6 +17,8 @@ from mp3common.jobs import MP3_BUCKET
 from mp3common.mongo import client
 from mp3testing import RABBITMQ_URL, RunningConsumer
 
+pytestmark = pytest.mark.stack  # jobs in MongoDB, messages on RabbitMQ
+
 
 @pytest.fixture(scope="module")
 def converter(module_world):
@@ -192,16 +194,23 @@ def _crashed_twice(world, media_dir, **counted):
     return job_id
 
 
-def _deliver(world, job_id, delivery_count):
+def _deliver(world, job_id, delivery_count, delivery_limit=DELIVERY_LIMIT):
     handler = JobHandler(settings_module.load(world.environ()), world.database)
-    delivery = Delivery({"video_fid": str(job_id)}, {}, delivery_count > 0, delivery_count)
+    delivery = Delivery(
+        {"video_fid": str(job_id)}, {}, delivery_count > 0, delivery_count, delivery_limit
+    )
     return handler(delivery, threading.Event())
 
 
-def test_on_the_last_delivery_a_job_that_keeps_crashing_is_failed_for_its_owner(world, media_dir):
+@pytest.mark.parametrize("limit", [DELIVERY_LIMIT, 2])
+def test_on_the_last_delivery_a_job_that_keeps_crashing_is_failed_for_its_owner(
+    world, media_dir, limit
+):
+    """The last delivery is the one whose count reached the limit the consumer declared
+    its queue with (RabbitMQ 3.10 delivers limit + 1 times), whatever that limit is."""
     job_id = _crashed_twice(world, media_dir)
     with pytest.raises(PermanentError) as raised:
-        _deliver(world, job_id, delivery_count=DELIVERY_LIMIT - 1)
+        _deliver(world, job_id, delivery_count=limit, delivery_limit=limit)
     job = world.jobs.get(job_id)
     assert job["state"] == "failed" and job["reason"] == CRASHED
     (told,) = raised.value.outgoing
@@ -210,8 +219,8 @@ def test_on_the_last_delivery_a_job_that_keeps_crashing_is_failed_for_its_owner(
 
 @pytest.mark.parametrize(
     ("delivery_count", "counted"),
-    [(1, {}), (DELIVERY_LIMIT - 1, {"failed_attempts": 1, "handed_back": 1})],
-    ids=["not-the-last-delivery", "earlier-attempts-ended-with-a-word"],
+    [(1, {}), (DELIVERY_LIMIT - 1, {}), (DELIVERY_LIMIT, {"failed_attempts": 1, "handed_back": 1})],
+    ids=["not-the-last-delivery", "one-before-the-last", "earlier-attempts-ended-with-a-word"],
 )
 def test_otherwise_it_is_tried_again(world, media_dir, delivery_count, counted):
     job_id = _crashed_twice(world, media_dir, **counted)

@@ -32,6 +32,7 @@ def snapshot() -> dict[str, float]:
     }
 
 
+@pytest.mark.stack
 def test_jobs_are_counted_once_by_state_and_kind_with_times_and_bytes(world, media_dir):
     good = media.make(media.SAMPLES["mp4 h264+aac"], media_dir)
     silent = media.make(media.SAMPLES["video without audio"], media_dir)

@@ -11,6 +11,8 @@ import pytest
 
 from mp3testing import wait_until
 
+pytestmark = pytest.mark.stack  # converter processes on RabbitMQ and MongoDB
+
 LONG_SECONDS = 600  # about 2 s of ffmpeg here: long enough to be caught in the middle
 
 
@@ -105,9 +107,18 @@ def test_sigterm_past_the_grace_kills_ffmpeg_and_hands_the_job_back(world, conve
     converter.process.send_signal(signal.SIGTERM)
     assert converter.process.wait(15) == 0
     assert not _ffmpeg_running_under(converter.process.pid)
-    assert world.jobs.get(job_id)["state"] == "converting"
+    job = world.jobs.get(job_id)
+    assert job["state"] == "converting"
     assert world.queue_depth(world.video_queue) == 1  # handed back, not lost
     assert list(world.work_dir.iterdir()) == []  # its scratch folder went with it
+    # A clean stop: counted as handed back, not as a failed attempt, and logged as a warning.
+    assert job["handed_back"] == 1 and "failed_attempts" not in job
+    lines = converter.log_lines()
+    assert [line["message"] for line in lines if line["level"] in ("ERROR", "CRITICAL")] == []
+    assert [
+        line["level"] for line in lines if line["message"].startswith("handing the message back")
+    ] == ["WARNING"]
+    assert all("exc_info" not in line for line in lines)
 
     converters("next")
     assert world.wait_final(job_id, timeout=60)["state"] == "done"

@@ -58,3 +58,24 @@ def test_production_needs_the_broker_and_database_named():
         }
     )
     assert settings.production and settings.heartbeat_file == "/tmp/alive"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "amqp://guest:guest@127.0.0.1:5672/%2F",
+        "amqp://guest:guest@rabbitmq:5672/%2F",
+        "amqp://rabbitmq:5672/%2F",
+    ],
+)
+def test_production_refuses_the_guest_broker_account(url):
+    """As the gateway and the notification service do: one rule, mp3common's."""
+    refused = "RABBITMQ_URL (is the development default|logs in as RabbitMQ's guest account)"
+    with pytest.raises(SettingsError, match=refused):
+        settings_module.load(
+            {
+                "APP_ENV": "production",
+                "RABBITMQ_URL": url,
+                "MONGODB_URI": "mongodb://mongodb:27017",
+            }
+        )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
 from flask import Flask
@@ -22,8 +21,6 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     configure_logging("gateway")
     settings = settings_module.load(environ)
     configure_logging("gateway", settings.log_level)
-    # pika logs every connection step at INFO; mp3common.amqp logs the reconnects that matter.
-    logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLogger().level))
     app = Flask(__name__)
     app.config.update(SETTINGS=settings)
     app.extensions["gateway"] = services = Services.build(settings)

@@ -9,8 +9,6 @@ from urllib.parse import urlsplit
 from mp3common.settings import Env
 
 GiB = 1024**3
-# guest/guest on localhost: RabbitMQ's own default, fine on a laptop, refused in production.
-DEV_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         mongodb_uri=env.text("MONGODB_URI", dev_default="mongodb://127.0.0.1:27017"),
         mongodb_db=env.text("MONGODB_DB", "mp3converter"),
         mongodb_timeout_ms=env.integer("MONGODB_TIMEOUT_MS", 3000, minimum=100, maximum=60_000),
-        rabbitmq_url=env.text("RABBITMQ_URL", dev_default=DEV_RABBITMQ_URL, secret=True),
+        rabbitmq_url=env.amqp_url("RABBITMQ_URL"),
         rabbitmq_timeout=env.number("RABBITMQ_TIMEOUT_SECONDS", 5.0, minimum=0.1),
         video_queue=env.text("VIDEO_QUEUE", "video"),
         max_upload_bytes=env.integer("MAX_UPLOAD_BYTES", 2 * GiB, minimum=1),
@@ -64,8 +62,6 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         env.problems.append(
             f"AUTH_SVC_ADDRESS must be host:port or an http(s) URL, not {settings.auth_url!r}"
         )
-    if not settings.rabbitmq_url.startswith(("amqp://", "amqps://")):
-        env.problems.append("RABBITMQ_URL must be an amqp:// or amqps:// URL")
     if not settings.mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
         env.problems.append("MONGODB_URI must be a mongodb:// or mongodb+srv:// URI")
     env.finish("gateway")

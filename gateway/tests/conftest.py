@@ -1,24 +1,28 @@
-"""Fixtures: the gateway app on the real stack `make run` started, with fresh state per test.
+"""Fixtures: the gateway app, with fresh state per test.
 
-Real auth (the running service on AUTH_SVC_ADDRESS, users made with its own CLI), the
-real RabbitMQ with a queue of the test's own, the real MongoDB-wire server with a
-database of the test's own (mp3test_<uuid>, dropped afterwards). dev/test.sh puts
-var/dev.env in the environment; run directly, these fixtures read it themselves.
+Auth is a small fake of the auth service's HTTP contract (/login, /validate, /healthz),
+served over real sockets on 127.0.0.1 for the session: the gateway's own behaviour is what
+these tests check; the real auth service behind the real gateway is the system tests' part.
+A test marked `stack` gets the real RabbitMQ with a queue of its own and the real
+MongoDB-wire server with a database of its own (mp3test_<uuid>, dropped afterwards); any
+other test gets names nothing is behind, and passes only if it never reaches a store.
+dev/test.sh puts var/dev.env in the environment; run directly, these fixtures read it.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import socket
-import subprocess
 import threading
+import time
 import uuid
 from pathlib import Path
 
 import pytest
-import requests
 from bson import ObjectId
+from flask import Flask, jsonify, request
 from gridfs import GridFSBucket
 from werkzeug.serving import make_server
 
@@ -41,38 +45,80 @@ def _load_dev_env() -> None:
 
 _load_dev_env()
 from mp3testing import delete_queues  # noqa: E402 - reads the environment just loaded
+from mp3testing.media import ffmpeg, make_clip  # noqa: E402
 
-AUTH_SVC_ADDRESS = os.environ.get("AUTH_SVC_ADDRESS", "127.0.0.1:5000")
-AUTH_URL = f"http://{AUTH_SVC_ADDRESS}"
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 MANAGEMENT_URL = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
 
 
-# --- users and tokens, from the real auth service ----------------------------------------
+# --- users and tokens, from a fake of the auth service ---------------------------------------
 
 
-def create_user(email: str, password: str) -> None:
-    """As an operator does: the auth service's `create-user` command."""
-    subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "flask"), "--app", "server", "create-user", email]
-        + ["--password-stdin"],
-        cwd=ROOT / "auth",
-        input=f"{password}\n",
-        text=True,
-        check=True,
-        capture_output=True,
-    )
+class FakeAuth:
+    """The auth service's HTTP contract, as the gateway relies on it, with users in a dict.
+
+    Answers as auth does: /login takes HTTP basic credentials and answers the token as
+    text/plain, or a JSON 401 with a Basic challenge; /validate answers a Bearer token's
+    claims, or a JSON 401 saying why; /healthz answers ok.
+    """
+
+    CHALLENGE = {"WWW-Authenticate": 'Basic realm="mp3converter"'}
+
+    def __init__(self) -> None:
+        self.passwords: dict[str, str] = {}
+        self.tokens: dict[str, str] = {}
+        self.app = Flask("fake_auth")
+        self.app.post("/login")(self.login)
+        self.app.post("/validate")(self.validate)
+        self.app.get("/healthz")(lambda: jsonify(status="ok"))
+
+    def add_user(self, email: str, password: str) -> None:
+        self.passwords[email] = password
+
+    def login(self):
+        credentials = request.authorization
+        if credentials is None or not credentials.username or not credentials.password:
+            return self._refuse("missing_credentials", "Send your email and password.")
+        if self.passwords.get(credentials.username) != credentials.password:
+            return self._refuse("invalid_credentials", "The email or password is wrong.")
+        token = ".".join(
+            base64.urlsafe_b64encode(part.encode()).decode().rstrip("=")
+            for part in ("fake", credentials.username, uuid.uuid4().hex)
+        )
+        self.tokens[token] = credentials.username
+        return token, 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+    def _refuse(self, error: str, message: str):
+        return jsonify(error=error, message=message), 401, self.CHALLENGE
+
+    def validate(self):
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return jsonify(error="missing_token", message="Send a Bearer token."), 401
+        email = self.tokens.get(token.strip())
+        if email is None:
+            return jsonify(error="invalid_token", message="The token is not valid."), 401
+        now = int(time.time())
+        return jsonify(sub=email, iat=now, exp=now + 600)
+
+
+@pytest.fixture(scope="session")
+def fake_auth():
+    auth = FakeAuth()
+    with serving(auth.app) as port:
+        auth.address = f"127.0.0.1:{port}"
+        yield auth
 
 
 class User:
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, auth: FakeAuth, prefix: str) -> None:
         self.email = f"{prefix}-{uuid.uuid4().hex[:8]}@example.com"
         self.password = f"pw-{uuid.uuid4().hex}"
-        create_user(self.email, self.password)
-        answer = requests.post(f"{AUTH_URL}/login", auth=(self.email, self.password), timeout=10)
-        answer.raise_for_status()
-        self.token = answer.text
+        auth.add_user(self.email, self.password)
+        answer = auth.app.test_client().post("/login", auth=(self.email, self.password))
+        assert answer.status_code == 200
+        self.token = answer.get_data(as_text=True)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -80,56 +126,32 @@ class User:
 
 
 @pytest.fixture(scope="session")
-def alice() -> User:
-    return User("alice")
+def alice(fake_auth) -> User:
+    return User(fake_auth, "alice")
 
 
 @pytest.fixture(scope="session")
-def bob() -> User:
-    return User("bob")
+def bob(fake_auth) -> User:
+    return User(fake_auth, "bob")
 
 
 # --- media, made by ffmpeg -----------------------------------------------------------------
-
-
-def ffmpeg(*args: str, output: Path) -> bytes:
-    import imageio_ffmpeg
-
-    exe = imageio_ffmpeg.get_ffmpeg_exe()
-    subprocess.run(
-        [exe, "-hide_banner", "-loglevel", "error", "-y", *args, str(output)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    return output.read_bytes()
 
 
 @pytest.fixture(scope="session")
 def media(tmp_path_factory) -> dict[str, bytes]:
     """Small real files: videos and audio of several containers, and a picture."""
     folder = tmp_path_factory.mktemp("media")
-    video = ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=10"]
-    tone = ["-f", "lavfi", "-i", "sine=frequency=440"]
-    return {
-        "mp4": ffmpeg(
-            *video,
-            *tone,
-            "-t",
-            "2",
-            "-c:v",
-            "mpeg4",
-            "-c:a",
-            "aac",
-            "-shortest",
-            output=folder / "clip.mp4",
-        ),
-        "mkv": ffmpeg(*video, "-t", "1", output=folder / "clip.mkv"),
-        "ts": ffmpeg(*video, "-t", "1", "-f", "mpegts", output=folder / "clip.ts"),
-        "mp3": ffmpeg(*tone, "-t", "2", "-c:a", "libmp3lame", output=folder / "tone.mp3"),
-        "wav": ffmpeg(*tone, "-t", "1", output=folder / "tone.wav"),
-        "png": ffmpeg(*video, "-frames:v", "1", output=folder / "still.png"),
+    small = {"size": "64x48", "rate": 10}
+    files = {
+        "mp4": make_clip(folder / "clip.mp4", 2, **small, args=["-c:v", "mpeg4", "-c:a", "aac"]),
+        "mkv": make_clip(folder / "clip.mkv", 1, **small, audio=False),
+        "ts": make_clip(folder / "clip.ts", 1, **small, audio=False, args=["-f", "mpegts"]),
+        "mp3": make_clip(folder / "tone.mp3", 2, video=False, args=["-c:a", "libmp3lame"]),
+        "wav": make_clip(folder / "tone.wav", 1, video=False),
+        "png": make_clip(folder / "still.png", 1, **small, audio=False, args=["-frames:v", "1"]),
     }
+    return {kind: path.read_bytes() for kind, path in files.items()}
 
 
 # --- fresh state per test ------------------------------------------------------------------
@@ -153,16 +175,21 @@ def queue_name():
 
 
 @pytest.fixture
-def environ(database, queue_name):
-    return {
+def environ(request, fake_auth):
+    """The gateway's settings: the test's own database and queue when it is marked `stack`."""
+    settings = {
         "APP_ENV": "development",
-        "AUTH_SVC_ADDRESS": AUTH_SVC_ADDRESS,
+        "AUTH_SVC_ADDRESS": fake_auth.address,
         "MONGODB_URI": MONGODB_URI,
-        "MONGODB_DB": database.name,
+        "MONGODB_DB": "mp3test_no_database",
         "RABBITMQ_URL": RABBITMQ_URL,
-        "VIDEO_QUEUE": queue_name,
+        "VIDEO_QUEUE": "test.gateway.no-queue",
         "STRANDED_JOB_SWEEP_SECONDS": "0",  # tests sweep by hand (test_sweeper.py)
     }
+    if request.node.get_closest_marker("stack"):
+        settings["MONGODB_DB"] = request.getfixturevalue("database").name
+        settings["VIDEO_QUEUE"] = request.getfixturevalue("queue_name")
+    return settings
 
 
 @pytest.fixture

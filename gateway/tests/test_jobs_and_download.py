@@ -25,6 +25,7 @@ def converted(queued, stored, media):
     return queued, str(mp3_fid), media["mp3"]
 
 
+@pytest.mark.stack
 def test_status_of_a_queued_job(client, alice, queued, media):
     body = client.get(f"/status?fid={queued}", headers=alice.headers).get_json()
     assert body["fid"] == queued
@@ -34,6 +35,7 @@ def test_status_of_a_queued_job(client, alice, queued, media):
     assert "mp3_fid" not in body
 
 
+@pytest.mark.stack
 def test_status_of_a_done_job_names_the_mp3(client, alice, converted):
     fid, mp3_fid, mp3 = converted
     body = client.get(f"/status?fid={fid}", headers=alice.headers).get_json()
@@ -43,6 +45,7 @@ def test_status_of_a_done_job_names_the_mp3(client, alice, converted):
     assert body["download_url"] == f"/download?fid={fid}"
 
 
+@pytest.mark.stack
 def test_status_of_a_failed_job_says_why(client, alice, queued, stored):
     stored.jobs.fail(ObjectId(queued), "the video has no audio track")
     body = client.get(f"/status?fid={queued}", headers=alice.headers).get_json()
@@ -55,6 +58,7 @@ def test_status_of_a_failed_job_says_why(client, alice, queued, stored):
     "fid",
     ["others", "unknown", "malformed", "mp3-of-others", "injection"],
 )
+@pytest.mark.stack
 def test_anything_but_your_own_fid_is_the_same_404(client, alice, bob, converted, path, fid):
     job_fid, mp3_fid, _ = converted
     value = {
@@ -86,6 +90,7 @@ def test_reading_needs_a_token(client, path):
     assert response.get_json()["error"] == "missing_token"
 
 
+@pytest.mark.stack
 def test_download_before_conversion_is_409_with_the_state(client, alice, queued, stored):
     response = client.get(f"/download?fid={queued}", headers=alice.headers)
     assert response.status_code == 409
@@ -96,6 +101,7 @@ def test_download_before_conversion_is_409_with_the_state(client, alice, queued,
     assert response.get_json()["state"] == "converting"
 
 
+@pytest.mark.stack
 def test_download_of_a_failed_job_is_422_with_the_reason(client, alice, queued, stored):
     stored.jobs.fail(ObjectId(queued), "the video has no audio track")
     response = client.get(f"/download?fid={queued}", headers=alice.headers)
@@ -105,6 +111,7 @@ def test_download_of_a_failed_job_is_422_with_the_reason(client, alice, queued, 
 
 
 @pytest.mark.parametrize("which", ["upload fid", "mp3 fid"])
+@pytest.mark.stack
 def test_download_streams_the_mp3(client, alice, converted, which):
     fid, mp3_fid, mp3 = converted
     response = client.get(
@@ -120,6 +127,7 @@ def test_download_streams_the_mp3(client, alice, converted, which):
     assert response.get_data() == mp3
 
 
+@pytest.mark.stack
 def test_a_non_ascii_name_gets_an_ascii_fallback(client, alice, media, stored):
     fid = upload(client, alice, [("file", "Überraschung 🎉.mp4", media["mp4"])]).get_json()["fid"]
     stored.finish_job(fid, media["mp3"])
@@ -149,6 +157,7 @@ def big_mp3(client, alice, media, stored):
         ("bytes=2097000-", 2097000, None),  # a seek to the last chunk
     ],
 )
+@pytest.mark.stack
 def test_range_requests_get_206_with_exactly_those_bytes(
     client, alice, big_mp3, header, start, end
 ):
@@ -164,6 +173,7 @@ def test_range_requests_get_206_with_exactly_those_bytes(
     assert response.headers["Content-Length"] == str(len(expected))
 
 
+@pytest.mark.stack
 def test_a_range_outside_the_file_is_416_json(client, alice, big_mp3):
     fid, content = big_mp3
     response = client.get(
@@ -174,6 +184,7 @@ def test_a_range_outside_the_file_is_416_json(client, alice, big_mp3):
     assert response.headers["Content-Range"] == f"bytes */{len(content)}"
 
 
+@pytest.mark.stack
 def test_a_resumed_download_with_if_range_gets_the_rest(client, alice, big_mp3):
     fid, content = big_mp3
     first = client.get(f"/download?fid={fid}", headers=alice.headers)
@@ -186,6 +197,7 @@ def test_a_resumed_download_with_if_range_gets_the_rest(client, alice, big_mp3):
     assert first.get_data()[:1000] + rest.get_data() == content
 
 
+@pytest.mark.stack
 def test_jobs_lists_your_own_newest_first_in_pages(client, alice, bob, media, database):
     # A fresh owner for this test: the session's alice has jobs from other tests' databases
     # only, but this database is the test's own, so counts here are exact.
@@ -215,6 +227,7 @@ def test_bad_paging_is_400(client, alice, query):
     assert re.search(r"page", response.get_json()["message"])
 
 
+@pytest.mark.stack
 def test_a_name_with_no_ascii_at_all_falls_back_to_audio_mp3(client, alice, media, stored):
     """Not '.mp3', which would save as a hidden file."""
     fid = upload(client, alice, [("file", "日本語の動画.mov", media["mp4"])]).get_json()["fid"]

@@ -5,61 +5,50 @@ import io
 import zipfile
 
 import pytest
-from conftest import ffmpeg
 
 from gateway_service.sniff import SNIFF_BYTES, media_type
+from mp3testing.media import make_clip
 
-VIDEO = ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-t", "1"]
-VIDEO_AND_TONE = [*VIDEO, "-f", "lavfi", "-i", "sine=duration=1", "-shortest"]
-TONE = ["-f", "lavfi", "-i", "sine=duration=1"]
-
+# Each: whether the clip has a picture (all have a tone), and the codec and container options.
 MADE_BY_FFMPEG = {
-    "mp4": [*VIDEO_AND_TONE, "-c:v", "mpeg4"],
-    "mov": [*VIDEO_AND_TONE, "-c:v", "mpeg4", "-f", "mov"],
-    "mkv": [*VIDEO_AND_TONE, "-f", "matroska"],
-    "webm": [*VIDEO_AND_TONE, "-c:v", "libvpx-vp9", "-c:a", "libopus", "-f", "webm"],
-    "avi": [*VIDEO_AND_TONE, "-c:v", "mpeg4", "-c:a", "libmp3lame", "-f", "avi"],
-    "flv": [*VIDEO_AND_TONE, "-f", "flv"],
-    "mpg": [*VIDEO_AND_TONE, "-c:v", "mpeg1video", "-c:a", "mp2", "-f", "mpeg"],
-    "ts": [*VIDEO_AND_TONE, "-f", "mpegts"],
-    "m2ts": [*VIDEO_AND_TONE, "-f", "mpegts", "-mpegts_m2ts_mode", "1"],
-    "dv": [*VIDEO_AND_TONE, "-target", "pal-dv", "-f", "dv"],
-    "mxf": [
-        *VIDEO_AND_TONE,
-        "-c:v",
-        "mpeg2video",
-        "-c:a",
-        "pcm_s16le",
-        "-ar",
-        "48000",
-        "-f",
-        "mxf",
-    ],
-    "asf": [*VIDEO_AND_TONE, "-f", "asf"],
-    "ogv": [*VIDEO_AND_TONE, "-c:v", "libvpx", "-c:a", "libvorbis", "-f", "ogg"],
-    "3gp": [*VIDEO_AND_TONE, "-c:v", "mpeg4", "-c:a", "aac", "-ar", "16000", "-f", "3gp"],
-    "nut": [*VIDEO_AND_TONE, "-f", "nut"],
-    "mp3": [*TONE, "-c:a", "libmp3lame", "-f", "mp3"],
-    "mp2": [*TONE, "-c:a", "mp2", "-f", "mp2"],
-    "aac": [*TONE, "-c:a", "aac", "-f", "adts"],
-    "m4a": [*TONE, "-c:a", "aac", "-f", "ipod"],
-    "wav": [*TONE, "-f", "wav"],
-    "flac": [*TONE, "-f", "flac"],
-    "opus": [*TONE, "-c:a", "libopus", "-f", "opus"],
-    "wma": [*TONE, "-c:a", "wmav2", "-f", "asf"],
-    "aiff": [*TONE, "-f", "aiff"],
-    "ac3": [*TONE, "-c:a", "ac3", "-f", "ac3"],
-    "caf": [*TONE, "-f", "caf"],
-    "au": [*TONE, "-f", "au"],
-    "w64": [*TONE, "-f", "w64"],
-    "wv": [*TONE, "-c:a", "wavpack", "-f", "wv"],
-    "tta": [*TONE, "-c:a", "tta", "-f", "tta"],
+    "mp4": (True, ["-c:v", "mpeg4"]),
+    "mov": (True, ["-c:v", "mpeg4", "-f", "mov"]),
+    "mkv": (True, ["-f", "matroska"]),
+    "webm": (True, ["-c:v", "libvpx-vp9", "-c:a", "libopus", "-f", "webm"]),
+    "avi": (True, ["-c:v", "mpeg4", "-c:a", "libmp3lame", "-f", "avi"]),
+    "flv": (True, ["-f", "flv"]),
+    "mpg": (True, ["-c:v", "mpeg1video", "-c:a", "mp2", "-f", "mpeg"]),
+    "ts": (True, ["-f", "mpegts"]),
+    "m2ts": (True, ["-f", "mpegts", "-mpegts_m2ts_mode", "1"]),
+    "dv": (True, ["-target", "pal-dv", "-f", "dv"]),
+    "mxf": (True, ["-c:v", "mpeg2video", "-c:a", "pcm_s16le", "-ar", "48000", "-f", "mxf"]),
+    "asf": (True, ["-f", "asf"]),
+    "ogv": (True, ["-c:v", "libvpx", "-c:a", "libvorbis", "-f", "ogg"]),
+    "3gp": (True, ["-c:v", "mpeg4", "-c:a", "aac", "-ar", "16000", "-f", "3gp"]),
+    "nut": (True, ["-f", "nut"]),
+    "mp3": (False, ["-c:a", "libmp3lame", "-f", "mp3"]),
+    "mp2": (False, ["-c:a", "mp2", "-f", "mp2"]),
+    "aac": (False, ["-c:a", "aac", "-f", "adts"]),
+    "m4a": (False, ["-c:a", "aac", "-f", "ipod"]),
+    "wav": (False, ["-f", "wav"]),
+    "flac": (False, ["-f", "flac"]),
+    "opus": (False, ["-c:a", "libopus", "-f", "opus"]),
+    "wma": (False, ["-c:a", "wmav2", "-f", "asf"]),
+    "aiff": (False, ["-f", "aiff"]),
+    "ac3": (False, ["-c:a", "ac3", "-f", "ac3"]),
+    "caf": (False, ["-f", "caf"]),
+    "au": (False, ["-f", "au"]),
+    "w64": (False, ["-f", "w64"]),
+    "wv": (False, ["-c:a", "wavpack", "-f", "wv"]),
+    "tta": (False, ["-c:a", "tta", "-f", "tta"]),
 }
 
 
 @pytest.mark.parametrize("container", sorted(MADE_BY_FFMPEG))
 def test_a_real_container_is_recognised(container, tmp_path):
-    head = ffmpeg(*MADE_BY_FFMPEG[container], output=tmp_path / f"clip.{container}")
+    picture, args = MADE_BY_FFMPEG[container]
+    clip = make_clip(tmp_path / f"clip.{container}", 1, video=picture, args=args)
+    head = clip.read_bytes()
     assert media_type(head[:SNIFF_BYTES]) is not None
 
 

@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 
+import pytest
 from bson import ObjectId
 from conftest import upload
 
@@ -11,6 +12,8 @@ from gateway_service.settings import load
 from gateway_service.storage import Storage
 from gateway_service.sweeper import Sweeper, republish_stranded
 from mp3testing import get_message, wait_until
+
+pytestmark = pytest.mark.stack  # jobs in MongoDB, messages on RabbitMQ
 
 
 def _stranded(stored, minutes_ago: float) -> ObjectId:

@@ -97,6 +97,7 @@ REFUSALS = [
     [row[1:] for row in REFUSALS],
     ids=[row[0] for row in REFUSALS],
 )
+@pytest.mark.stack
 def test_refusals_answer_exactly_and_leave_nothing_behind(
     make_app, alice, media, stored, make, status, error
 ):
@@ -109,6 +110,7 @@ def test_refusals_answer_exactly_and_leave_nothing_behind(
     assert stored.counts() == {"files": 0, "chunks": 0, "jobs": 0}
 
 
+@pytest.mark.stack
 def test_an_upload_is_stored_queued_and_announced(client, alice, media, stored, queue_name):
     response = upload(client, alice, [("file", "holiday clip.mp4", media["mp4"])])
     assert response.status_code == 202
@@ -142,12 +144,14 @@ def test_an_upload_is_stored_queued_and_announced(client, alice, media, stored, 
 
 
 @pytest.mark.parametrize("kind", ["mp4", "mkv", "ts", "mp3", "wav"])
+@pytest.mark.stack
 def test_video_and_audio_containers_are_accepted_by_content(client, alice, media, kind, stored):
     response = upload(client, alice, [("file", "no-extension", media[kind])])
     assert response.status_code == 202, response.get_json()
     assert stored.video(response.get_json()["fid"]) == media[kind]
 
 
+@pytest.mark.stack
 def test_a_file_of_exactly_the_limit_is_accepted(make_app, alice, media):
     limit = 64 * KiB
     content = (media["mp4"] + b"\0" * limit)[:limit]
@@ -158,6 +162,7 @@ def test_a_file_of_exactly_the_limit_is_accepted(make_app, alice, media):
     assert over.get_json()["max_bytes"] == limit
 
 
+@pytest.mark.stack
 def test_a_large_upload_crosses_many_reads_and_chunks_intact(client, alice, media, stored):
     content = media["mp4"] + bytes(range(256)) * (5 * MiB // 256) + b"\r\n--tail"
     response = upload(client, alice, [("file", "big.mp4", content)])
@@ -166,11 +171,13 @@ def test_a_large_upload_crosses_many_reads_and_chunks_intact(client, alice, medi
     assert len(content) > 5 * READ_BYTES
 
 
+@pytest.mark.stack
 def test_a_path_in_the_filename_is_reduced_to_the_name(client, alice, media):
     response = upload(client, alice, [("file", "../../etc/clip\x07.mp4", media["mp4"])])
     assert response.get_json()["filename"] == "clip.mp4"
 
 
+@pytest.mark.stack
 def test_other_form_fields_beside_the_file_are_ignored(client, alice, media):
     response = client.post(
         "/upload",
@@ -192,6 +199,7 @@ def _request_head(port: int, token: str, length: int, boundary: str = "xyz") -> 
     ).encode()
 
 
+@pytest.mark.stack
 def test_a_declared_length_over_the_limit_is_refused_before_reading(make_app, alice, stored):
     with serving(make_app(MAX_UPLOAD_BYTES=str(MiB))) as port:
         answer = exchange(port, _request_head(port, alice.token, 3 * 1024**3))
@@ -200,6 +208,7 @@ def test_a_declared_length_over_the_limit_is_refused_before_reading(make_app, al
     assert stored.counts() == {"files": 0, "chunks": 0, "jobs": 0}
 
 
+@pytest.mark.stack
 def test_a_client_hanging_up_mid_upload_leaves_no_file_or_job(live_gateway, alice, media, stored):
     port = live_gateway
     head = _multipart("xyz", _file_part(media["mp4"]), end=False)[: -len(b"\r\n")]
@@ -221,6 +230,7 @@ def test_a_client_hanging_up_mid_upload_leaves_no_file_or_job(live_gateway, alic
 # --- the broker and the stores failing -------------------------------------------------------
 
 
+@pytest.mark.stack
 def test_upload_works_after_the_broker_closed_the_gateways_connection(
     client, alice, media, queue_name
 ):
@@ -235,6 +245,7 @@ def test_upload_works_after_the_broker_closed_the_gateways_connection(
     assert fids[1] == second.get_json()["fid"]
 
 
+@pytest.mark.stack
 def test_no_broker_means_503_and_nothing_kept(make_app, alice, media, stored):
     client = make_app(
         RABBITMQ_URL="amqp://guest:guest@127.0.0.1:1/%2F", RABBITMQ_TIMEOUT_SECONDS="1"
@@ -269,6 +280,7 @@ def refusing_queue(queue_name):
     requests.delete(policy, timeout=5)
 
 
+@pytest.mark.stack
 def test_a_message_the_broker_refuses_means_503_and_nothing_kept(
     client, alice, media, stored, refusing_queue
 ):

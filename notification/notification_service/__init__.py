@@ -6,7 +6,6 @@ queue (prefetch 1, ack after the handler), `notify.Notifier` handles a message.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 from collections.abc import Mapping
@@ -30,8 +29,6 @@ def create_consumer(environ: Mapping[str, str] | None = None) -> Consumer:
     configure_logging("notification")
     settings = settings_module.load(environ)
     configure_logging("notification", settings.log_level)
-    if settings.log_level != "debug":  # pika narrates every connection step at INFO
-        logging.getLogger("pika").setLevel(logging.WARNING)
     client = mongo.client(settings.mongodb_uri, app_name="notification")
     notifier = Notifier(settings, Jobs(client[settings.mongodb_db]), Sender(settings))
     serve(settings.metrics_port)
@@ -40,5 +37,6 @@ def create_consumer(environ: Mapping[str, str] | None = None) -> Consumer:
         settings.mp3_queue,
         notifier,
         heartbeat_file=settings.heartbeat_file or None,
+        stop_grace_seconds=settings.stop_grace_seconds,
         name=f"notification {socket.gethostname()}:{os.getpid()}",
     )

@@ -32,7 +32,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.errors import PyMongoError
 
-from mp3common.amqp import Delivery, PermanentError
+from mp3common.amqp import Delivery, HandBack, PermanentError
 from mp3common.jobs import FINAL_STATES, Jobs, parse_id
 
 from . import metrics
@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 CLAIM_POLL_SECONDS = 0.5
 
 
-class Stopping(Exception):
-    """The consumer is shutting down; the message goes back to the queue."""
+class Stopping(HandBack):
+    """The consumer is shutting down; the message goes back to the queue (not an error)."""
 
 
 def _job_id(body: dict[str, Any]) -> ObjectId:
@@ -78,7 +78,8 @@ class Notifier:
             # not use up the delivery limit in seconds.
             delay = self.backoff(delivery.delivery_count)
             log.warning("job store unavailable (%r); retrying in %.1f s", exc, delay)
-            stopping.wait(delay)
+            if stopping.wait(delay):
+                raise Stopping("stopping; the message goes back to the queue") from exc
             raise
 
     def _notify(self, fid: ObjectId, delivery: Delivery, stopping: threading.Event) -> None:

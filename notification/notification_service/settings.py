@@ -38,6 +38,7 @@ class Settings:
     retry_backoff_seconds: float
     retry_max_backoff_seconds: float
     heartbeat_file: str
+    stop_grace_seconds: float
     metrics_port: int | None
     log_level: str
 
@@ -62,9 +63,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     sender = env.text("GMAIL_ADDRESS", dev_default="mp3converter@localhost")
     settings = Settings(
         production=env.production,
-        rabbitmq_url=env.text(
-            "RABBITMQ_URL", dev_default="amqp://guest:guest@127.0.0.1:5672/%2F", secret=True
-        ),
+        rabbitmq_url=env.amqp_url("RABBITMQ_URL"),
         mp3_queue=env.text("MP3_QUEUE", "mp3"),
         mongodb_uri=env.text("MONGODB_URI", dev_default="mongodb://127.0.0.1:27017"),
         mongodb_db=env.text("MONGODB_DB", "mp3converter"),
@@ -83,6 +82,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         retry_backoff_seconds=env.number("SMTP_RETRY_BACKOFF_SECONDS", 2.0),
         retry_max_backoff_seconds=env.number("SMTP_RETRY_MAX_BACKOFF_SECONDS", 60.0),
         heartbeat_file=env.text("HEARTBEAT_FILE", ""),
+        stop_grace_seconds=env.number("STOP_GRACE_SECONDS", 30.0, minimum=1),
         metrics_port=env.integer("METRICS_PORT", 0, minimum=0, maximum=65535) or None,
         log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
     )

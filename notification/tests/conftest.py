@@ -1,6 +1,8 @@
-"""Fixtures on real servers: RabbitMQ and the MongoDB-wire server that `make run` provides,
-and SMTP servers (aiosmtpd) started per test, with STARTTLS and AUTH, that can answer 4xx
-or 5xx on purpose. Each test has its own queue and database, deleted afterwards.
+"""Fixtures on real servers: SMTP servers (aiosmtpd) started per test, with STARTTLS and
+AUTH, that can answer 4xx or 5xx on purpose; and, for the tests marked `stack`, RabbitMQ and
+the MongoDB-wire server that `make run` provides, with a queue and a database of the test's
+own, deleted afterwards. The SMTP tests need neither: their settings name a queue and a
+database that nothing is behind, and nothing is deleted after them.
 """
 
 from __future__ import annotations
@@ -160,19 +162,24 @@ def queue_name():
 
 
 @pytest.fixture
-def environ(queue_name, database_name):
-    """The service's environment for a test; add an SMTP server's `environ()` to it."""
-    return {
+def environ(request):
+    """The service's environment for a test; add an SMTP server's `environ()` to it. The
+    test's own queue and database when it is marked `stack`."""
+    settings = {
         "APP_ENV": "development",
         "RABBITMQ_URL": RABBITMQ_URL,
         "MONGODB_URI": MONGODB_URI,
-        "MONGODB_DB": database_name,
-        "MP3_QUEUE": queue_name,
+        "MONGODB_DB": "mp3test_no_database",
+        "MP3_QUEUE": "test.notify.no-queue",
         "PUBLIC_URL": "http://mp3converter.com",
         "SMTP_TIMEOUT": "3",
         "SMTP_RETRY_BACKOFF_SECONDS": "0.1",
         "SMTP_RETRY_MAX_BACKOFF_SECONDS": "0.4",
     }
+    if request.node.get_closest_marker("stack"):
+        settings["MONGODB_DB"] = request.getfixturevalue("database_name")
+        settings["MP3_QUEUE"] = request.getfixturevalue("queue_name")
+    return settings
 
 
 def make_settings(environ: dict[str, str]):

@@ -5,12 +5,13 @@ real SMTP server; the values are read from prometheus_client's registry.
 """
 
 import threading
-import time
 
+import pytest
 from conftest import Mailbox, SmtpServer, finished_job, publish
 from prometheus_client import REGISTRY
 
 from mp3common.jobs import mp3_message
+from mp3testing import wait_until
 from notification_service import create_consumer
 from notification_service.settings import load
 
@@ -29,13 +30,7 @@ def snapshot() -> dict[str, float]:
     }
 
 
-def wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
+@pytest.mark.stack
 def test_sent_and_failed_mails_are_counted_by_reason_and_timed(environ, jobs, certificate):
     box = Mailbox(answers=["451 4.7.1 Greylisted, try later"])
     greylisted = finished_job(jobs, owner="ann@example.com")
@@ -47,10 +42,10 @@ def test_sent_and_failed_mails_are_counted_by_reason_and_timed(environ, jobs, ce
         thread.start()
         try:
             publish(environ["MP3_QUEUE"], mp3_message(greylisted))
-            wait_for(lambda: jobs.get(greylisted["_id"]).get("notified_at"))
+            assert wait_until(lambda: jobs.get(greylisted["_id"]).get("notified_at"), 20)
             box.answers.append("550 5.1.1 The email account does not exist")
             publish(environ["MP3_QUEUE"], mp3_message(unknown))
-            wait_for(lambda: jobs.get(unknown["_id"]).get("notify_error"))
+            assert wait_until(lambda: jobs.get(unknown["_id"]).get("notify_error"), 20)
         finally:
             consumer.stop()
             thread.join(30)

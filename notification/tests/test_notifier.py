@@ -32,6 +32,8 @@ from notification_service import create_consumer
 from notification_service.notify import Notifier
 from notification_service.smtp import Sender
 
+pytestmark = pytest.mark.stack  # the shared Consumer on RabbitMQ, jobs in MongoDB
+
 
 def _consumer(environ, server=None, **changes):
     smtp = server.environ() if server is not None else {}

@@ -24,6 +24,8 @@ import pytest
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+pytestmark = pytest.mark.stack  # the MongoDB-wire server make run started (MONGODB_URI)
+
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
 MiB = 1024 * 1024
 GRIDFS_CHUNK = 255 * 1024  # pymongo's default chunk size

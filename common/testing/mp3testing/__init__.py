@@ -1,8 +1,10 @@
-"""Test helpers on the real RabbitMQ every service's tests share (one copy, not four).
+"""Test helpers every service's tests and the system tests share (one copy, not four).
 
-A distribution of its own (common/testing), installed into the dev venv only, so that
-nothing a service ships carries test code or its dependencies (`requests`, for the
-management API).
+Here: RabbitMQ queues and consumers. `mp3testing.media` makes clips with ffmpeg's lavfi;
+`mp3testing.users` makes users with the auth service's CLI. A distribution of its own
+(common/testing), installed into the dev venv only, so that nothing a service ships carries
+test code or its dependencies (`requests`, for the management API). Importing it connects
+to nothing: the tests that need no stack import it too.
 """
 
 from __future__ import annotations
@@ -41,11 +43,23 @@ def get_message(queue: str, timeout: float = 10.0):
 
 
 def queue_depth(queue: str) -> int:
+    """Messages ready on `queue`. Not "handled": a delivered, unacked message is not counted;
+    see `nothing_returns` for that."""
     connection = _connection()
     try:
         return connection.channel().queue_declare(queue, passive=True).method.message_count
     finally:
         connection.close()
+
+
+def nothing_returns(queue: str, timeout: float = 1.0) -> bool:
+    """Call after the queue's consumers stopped: True when no message is ready or comes back.
+
+    A message delivered but never acked goes back to the queue when its consumer's connection
+    closes, so this proves every message was acked (or dead-lettered), which a depth of 0
+    while the consumer runs does not. A message that does come back is taken off the queue.
+    """
+    return get_message(queue, timeout=timeout) is None
 
 
 def delete_queues(*queues: str) -> None:
