@@ -6,12 +6,14 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 MONGO_VENV := .venv-mongo
+# The offline deployment checkers' venv (`make test` runs tests/test_deploy_*.py with them).
+DEPLOY_VENV := .venv-deploy
 SERVICES := auth gateway converter notification
 SERVICE_REQUIREMENTS := $(wildcard $(addsuffix /requirements.txt,$(SERVICES)))
 # Folders whose unit tests run with that folder as the import root.
 UNIT_TEST_DIRS := common $(SERVICES)
 
-.PHONY: help run stop status test unit unit-test system-test lint format bench mail logs clean
+.PHONY: help run stop status test unit lint format bench mail logs clean
 
 help: ## list the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -57,7 +59,7 @@ mail: ## list the mails the local SMTP sink received (var/mail/)
 
 # --- checking --------------------------------------------------------------------------
 
-test: run ## the test suite: each service's unit tests, then the system tests, on the real stack
+test: run $(DEPLOY_VENV)/.installed ## the test suite: each service's unit tests, then the system tests, on the real stack
 	dev/test.sh
 
 # No stack, no root, no network: every test not marked `stack` (or, in tests/, `tools`).
@@ -76,7 +78,7 @@ bench: run ## the benchmarks (speed and memory targets), printed as tables
 	dev/bench.sh
 
 clean: stop ## stop everything and remove the environments and run-time state
-	rm -rf $(VENV) $(MONGO_VENV) var
+	rm -rf $(VENV) $(MONGO_VENV) $(DEPLOY_VENV) var
 
 # --- deployment: images, Kubernetes (minikube), offline checks --------------------------
 # deploy/README.md walks through it. The images are built by minikube; the cluster gets
@@ -84,7 +86,6 @@ clean: stop ## stop everything and remove the environments and run-time state
 
 .PHONY: deploy-tools deploy-check images image-test k8s-secrets k8s-images k8s-deploy k8s-delete
 
-DEPLOY_VENV := .venv-deploy
 # The images every manifest, docker-compose.yml and tests/test_deploy_consistency.py name.
 IMAGE_REPO := mp3converter
 IMAGE_TAG := 0.1.0
@@ -98,9 +99,6 @@ $(DEPLOY_VENV)/.installed: requirements-deploy.txt
 	test -x $(DEPLOY_VENV)/bin/python || $(PYTHON) -m venv $(DEPLOY_VENV)
 	$(DEPLOY_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-deploy.txt
 	touch $@
-
-# `make test` runs tests/test_deploy_*.py with the system tests; they need the checkers.
-test: $(DEPLOY_VENV)/.installed
 
 deploy-tools: $(DEPLOY_VENV)/.installed ## install the offline deployment checkers (.venv-deploy)
 
@@ -154,8 +152,3 @@ k8s-deploy: k8s-secrets k8s-images ## build the images into minikube, apply ever
 
 k8s-delete: ## remove everything k8s-deploy made, volumes included (the namespace)
 	$(KUBECTL) delete namespace $(K8S_NAMESPACE) --ignore-not-found --wait=true
-
-clean: clean-deploy-tools
-.PHONY: clean-deploy-tools
-clean-deploy-tools:
-	rm -rf $(DEPLOY_VENV) var/k8s-build

@@ -11,14 +11,17 @@ GATEWAY_WORKERS and GATEWAY_THREADS size it per deployment.
 
 import os
 
+from gateway_service.settings import load
 from mp3common.gunicorn_conf import (  # noqa: F401 - gunicorn reads these names from here
     access_log_format,
     accesslog,
     child_exit,
     control_socket_disable,
     logconfig_dict,
-    on_starting,
+    starting_hook,
 )
+
+on_starting = starting_hook(load)
 
 bind = os.environ.get("GATEWAY_BIND", "0.0.0.0:8080").split(",")
 worker_class = "gthread"

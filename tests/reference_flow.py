@@ -15,13 +15,14 @@ import json
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 
-import imageio_ffmpeg
 import pika
 
-FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+from mp3testing import wait_until
+from mp3testing.media import ffmpeg_exe, make_clip
+
+FFMPEG = ffmpeg_exe()
 ROOT = Path(__file__).resolve().parent.parent
 MAIL_DIR = Path(os.environ.get("MAIL_DIR", ROOT / "var" / "mail"))
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -76,15 +77,11 @@ def download(token: str, fid: str, output: Path) -> int:
 
 
 def make_video(path: Path, seconds: float, *, audio: bool = True) -> Path:
-    """A small test-pattern video; with a tone, or with no audio track at all."""
-    command = [FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i"]
-    command += [f"testsrc2=size=320x240:rate=15:duration={seconds}"]
+    """The flow's upload: an H.264 test pattern as a phone makes it; with AAC or silent."""
+    codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
     if audio:
-        command += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}"]
-        command += ["-c:a", "aac", "-b:a", "96k"]
-    command += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-shortest"]
-    subprocess.run([*command, str(path)], check=True, capture_output=True, timeout=120)
-    return path
+        codecs += ["-c:a", "aac", "-b:a", "96k"]
+    return make_clip(path, seconds, size="320x240", rate=15, audio=audio, args=codecs)
 
 
 def mp3_duration(path: Path) -> float:
@@ -125,12 +122,12 @@ def mails_to(address: str) -> list[email.message.EmailMessage]:
 
 
 def wait_for_mails(address: str, count: int = 1, timeout: float = 120.0) -> list:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def enough() -> list:
         mails = mails_to(address)
-        if len(mails) >= count:
-            return mails
-        time.sleep(0.05)
+        return mails if len(mails) >= count else []
+
+    if mails := wait_until(enough, timeout):
+        return mails
     raise AssertionError(f"{len(mails_to(address))} of {count} mails to {address} in {timeout} s")
 
 

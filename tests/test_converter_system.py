@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import time
 import uuid
 
 import gridfs
-import imageio_ffmpeg
 import pytest
 import requests
 from pymongo import MongoClient
 
 from mp3common.amqp import Publisher
 from mp3common.jobs import CHUNK_SIZE_BYTES, VIDEO_BUCKET, Jobs, video_message
+from mp3testing import wait_until
+from mp3testing.media import make_clip
 
 pytestmark = pytest.mark.stack  # drives the stack make run started
 
-FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 MANAGEMENT_URL = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
@@ -61,25 +59,18 @@ def submit(stack, content: bytes, filename: str):
 
 def wait_final(stack, job_id, timeout: float = 60.0) -> dict:
     jobs = Jobs(stack[0])
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def final() -> dict | None:
         job = jobs.get(job_id)
-        if job["state"] in ("done", "failed"):
-            return job
-        time.sleep(0.1)
+        return job if job["state"] in ("done", "failed") else None
+
+    if job := wait_until(final, timeout, interval=0.1):
+        return job
     raise AssertionError(f"job {job_id} still {jobs.get(job_id)['state']} after {timeout} s")
 
 
 def clip(tmp_path) -> bytes:
-    path = tmp_path / "clip.mp4"
-    subprocess.run(
-        [FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:duration=2"]
-        + ["-f", "lavfi", "-i", "sine=duration=2", "-c:v", "libx264", "-preset", "ultrafast"]
-        + ["-c:a", "aac", "-shortest", str(path)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    path = make_clip(tmp_path / "clip.mp4", 2, args=["-c:v", "libx264", "-preset", "ultrafast"])
     return path.read_bytes()
 
 

@@ -9,18 +9,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import time
 import uuid
 from pathlib import Path
 
-import imageio_ffmpeg
 import pytest
 import requests
 from conftest import GATEWAY_URL, ROOT, curl, login
 
+from mp3testing import wait_until
+from mp3testing.media import make_clip
+
 LOGS = ROOT / "var" / "log"
-FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 CONVERTERS = int(os.environ.get("CONVERTERS", "2"))
 NOTIFICATION_METRICS = "http://127.0.0.1:9103/metrics"
 CONVERTER_METRICS = [f"http://127.0.0.1:{9110 + n}/metrics" for n in range(1, CONVERTERS + 1)]
@@ -61,16 +60,8 @@ def converted(urls=CONVERTER_METRICS) -> float:
 
 @pytest.fixture
 def video(tmp_path) -> Path:
-    path = tmp_path / "trace.mp4"
-    subprocess.run(
-        [FFMPEG, "-nostdin", "-loglevel", "error", "-y"]
-        + ["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=2"]
-        + ["-f", "lavfi", "-i", "sine=frequency=440:duration=2"]
-        + ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(path)],
-        check=True,
-        capture_output=True,
-    )
-    return path
+    codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]
+    return make_clip(tmp_path / "trace.mp4", 2, args=codecs)
 
 
 def test_one_request_id_is_in_the_gateway_converter_and_notification_logs(new_user, video):
@@ -83,13 +74,13 @@ def test_one_request_id_is_in_the_gateway_converter_and_notification_logs(new_us
     answer = curl("-X", "POST", *headers, "-F", f"file=@{video}", f"{GATEWAY_URL}/upload")
     fid = json.loads(answer.stdout)["fid"]
 
-    deadline = time.monotonic() + 60
-    while True:  # the notifier logs the sent mail last
+    def mailed() -> dict | None:  # the notifier logs the sent mail last
         lines = new_lines(sizes)
-        if any(rid in line and "mailed the owner" in line for line in lines["notification"]):
-            break
-        assert time.monotonic() < deadline, f"no mail logged for {fid} in 60 s"
-        time.sleep(0.2)
+        notified = any(rid in line and "mailed the owner" in line for line in lines["notification"])
+        return lines if notified else None
+
+    lines = wait_until(mailed, timeout=60, interval=0.2)
+    assert lines, f"no mail logged for {fid} in 60 s"
 
     with_rid = {name for name, found in lines.items() if any(rid in line for line in found)}
     assert "gateway" in with_rid

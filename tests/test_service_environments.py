@@ -47,7 +47,7 @@ TARGETS = {
         "package:auth_service",
         "module:server",
         "module:gunicorn.app.wsgiapp",
-        "module:mp3common.gunicorn_conf",
+        "file:gunicorn.conf.py",
     ],
     "gateway": [
         "package:gateway_service",

@@ -296,6 +296,7 @@ class Consumer:
         self._max_backoff = max_backoff_seconds
         self._heartbeat = heartbeat
         self.stopping = threading.Event()
+        self._consuming = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{queue}-job")
         self.ready = threading.Event()
 
@@ -351,6 +352,7 @@ class Consumer:
             log.info("consuming %s", self.queue)
             self.ready.set()
             self._beat()
+            self._consuming = True
             for method, properties, body in channel.consume(self.queue, inactivity_timeout=1.0):
                 self._beat()
                 if method is None:
@@ -360,7 +362,7 @@ class Consumer:
                 self._process(connection, channel, publish_channel, method, properties, body)
                 if self.stopping.is_set():
                     break
-            channel.cancel()
+            self._stop_deliveries(channel)
         finally:
             if connection.is_open:
                 connection.close()
@@ -384,7 +386,10 @@ class Consumer:
             # The handler's thread sees this message's request id in its log lines too.
             context = contextvars.copy_context()
             future = self._executor.submit(context.run, self._handler, delivery, self.stopping)
-            if not self._wait(connection, future):
+            finished = self._wait(connection, future)
+            if self.stopping.is_set():
+                self._stop_deliveries(channel)
+            if not finished:
                 log.warning("handing the message back unfinished (stop grace period over)")
                 channel.basic_nack(method.delivery_tag, requeue=True)
                 return
@@ -422,6 +427,15 @@ class Consumer:
                 channel.basic_nack(method.delivery_tag, requeue=True)
         finally:
             request_id.reset(token)
+
+    def _stop_deliveries(self, channel) -> None:
+        """Cancel the consumer, once. A stopping worker does so before it settles its last
+        message: with prefetch 1, the broker sends the next message (or this one again,
+        handed back) the moment it is settled, and that one would go back at the cancel,
+        costing it one of its deliveries for nothing."""
+        if self._consuming:
+            self._consuming = False
+            channel.cancel()
 
     def _wait(self, connection, future: Future) -> bool:
         """Service the connection while the handler works; False if a stop outlasts it."""

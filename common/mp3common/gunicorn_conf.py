@@ -1,12 +1,15 @@
-"""gunicorn settings the Flask services share: `gunicorn -c python:mp3common.gunicorn_conf`.
+"""gunicorn settings the Flask services share, imported by each one's gunicorn.conf.py.
 
 gunicorn's own lines (start, worker boot, access log) come out as JSON lines like the
 services' logs, and the Prometheus multiprocess files of a dead worker are released.
 """
 
 import os
+from collections.abc import Callable
 
 from prometheus_client import multiprocess
+
+from .settings import SettingsError, refuse_to_start
 
 # gunicorn 25.1+ opens a control socket for `gunicornc` under $XDG_RUNTIME_DIR or
 # ~/.gunicorn; in a container the home does not exist and the root filesystem is read-only,
@@ -41,13 +44,28 @@ logconfig_dict = {
 }
 
 
-def on_starting(server):
-    """A restarted container keeps its emptyDir: drop the previous run's samples."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory and os.path.isdir(directory):
-        for name in os.listdir(directory):
-            if name.endswith(".db"):
-                os.remove(os.path.join(directory, name))
+def starting_hook(load_settings: Callable[[], object]) -> Callable:
+    """gunicorn's `on_starting` for a service whose settings `load_settings` reads.
+
+    In the arbiter, before any worker: the settings are read once, and bad ones stop
+    gunicorn with one line and exit code 4 (`refuse_to_start`). Left to the workers, each
+    would fail alone, and two failing at once make gunicorn's own shutdown trip over the
+    second ("HaltServer" in a traceback). Then, as a restarted container keeps its
+    emptyDir, the previous run's metric samples are dropped.
+    """
+
+    def on_starting(server) -> None:
+        try:
+            load_settings()
+        except SettingsError as error:
+            refuse_to_start(error)
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if directory and os.path.isdir(directory):
+            for name in os.listdir(directory):
+                if name.endswith(".db"):
+                    os.remove(os.path.join(directory, name))
+
+    return on_starting
 
 
 def child_exit(server, worker):

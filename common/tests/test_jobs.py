@@ -113,7 +113,12 @@ def test_a_chunk_saves_round_trips_and_still_fits_in_one_document():
     """What the chunk size stands for: at least 4x fewer chunks than GridFS's default, and a
     chunk document, envelope included, far below MongoDB's document limit."""
     assert CHUNK_SIZE_BYTES >= 4 * DEFAULT_CHUNK_SIZE
-    chunk = {"_id": ObjectId(), "files_id": ObjectId(), "n": 0, "data": Binary(bytes(CHUNK_SIZE_BYTES))}
+    chunk = {
+        "_id": ObjectId(),
+        "files_id": ObjectId(),
+        "n": 0,
+        "data": Binary(bytes(CHUNK_SIZE_BYTES)),
+    }
     assert len(bson.encode(chunk)) < MAX_BSON_SIZE / 4
 
 

@@ -24,7 +24,7 @@ from bson import ObjectId
 from mp3common.amqp import Publisher
 from mp3common.jobs import CHUNK_SIZE_BYTES, MP3_BUCKET, VIDEO_BUCKET, Jobs, video_message
 from mp3common.mongo import client
-from mp3testing import RABBITMQ_URL, delete_queues, queue_depth
+from mp3testing import RABBITMQ_URL, delete_queues, wait_until
 
 CONVERTER_DIR = Path(__file__).resolve().parent.parent
 ROOT = CONVERTER_DIR.parent
@@ -96,12 +96,12 @@ class World:
         return job_id
 
     def wait_final(self, job_id: ObjectId, timeout: float = 30.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def final() -> dict | None:
             job = self.jobs.get(job_id)
-            if job["state"] in ("done", "failed"):
-                return job
-            time.sleep(0.05)
+            return job if job["state"] in ("done", "failed") else None
+
+        if job := wait_until(final, timeout):
+            return job
         raise AssertionError(f"job {job_id} not finished in {timeout} s: {self.jobs.get(job_id)}")
 
     def messages(self, queue: str, timeout: float = 1.0, count: int = 1) -> list[dict]:
@@ -125,9 +125,6 @@ class World:
 
     def mp3_files(self, job_id: ObjectId) -> list[dict]:
         return list(self.database[f"{MP3_BUCKET}.files"].find({"metadata.job_id": job_id}))
-
-    def queue_depth(self, queue: str) -> int:
-        return queue_depth(queue)
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio_ffmpeg
+from mp3testing.media import ffmpeg as encode
+from mp3testing.media import ffmpeg_exe, make_clip
 
-FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+FFMPEG = ffmpeg_exe()
 SECONDS = 3.0
 
 
@@ -170,28 +171,14 @@ def long_clip(folder: Path, seconds: float) -> Path:
     """A clip whose conversion takes a while (about 1 s per 5 min of audio here)."""
     path = folder / f"long-{seconds:.0f}s.mp4"
     if not path.exists():
-        tone = f"sine=frequency=440:sample_rate=44100:duration={seconds}"
-        encode(
-            *_video("64x64", 1, seconds),
-            *("-f", "lavfi", "-i", tone),
-            *("-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-b:a", "48k"),
-            *("-shortest", str(path)),
-        )
+        codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-b:a", "48k"]
+        make_clip(path, seconds, size="64x64", rate=1, args=codecs)
     return path
 
 
 def _format(filename: str) -> str:
     suffix = Path(filename).suffix.lstrip(".")
     return {"mkv": "matroska", "m4a": "mp4", "wav": "wav"}.get(suffix, suffix)
-
-
-def encode(*args: str) -> None:
-    subprocess.run(
-        [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
 
 
 def decodes_cleanly(path: Path) -> bool:

@@ -15,7 +15,7 @@ from converter_service.handler import CRASHED, GAVE_UP, JobHandler
 from mp3common.amqp import DELIVERY_LIMIT, Consumer, Delivery, PermanentError
 from mp3common.jobs import MP3_BUCKET
 from mp3common.mongo import client
-from mp3testing import RABBITMQ_URL, RunningConsumer
+from mp3testing import RABBITMQ_URL, RunningConsumer, nothing_returns
 
 pytestmark = pytest.mark.stack  # jobs in MongoDB, messages on RabbitMQ
 
@@ -65,7 +65,6 @@ def test_a_redelivered_job_makes_no_second_mp3_and_no_second_mail(world, media_d
         first = world.wait_final(job_id)
         assert len(world.messages(world.mp3_queue, timeout=5)) == 1
         world.publish(job_id)  # the same message again, as after a lost ack
-        time.sleep(1)
         again = world.messages(world.mp3_queue, timeout=5)
         # Not mailed yet: reported again (the notifier's claim keeps it to one mail) ...
         assert [m["mp3_fid"] for m in again] == [str(first["mp3_fid"])]
@@ -75,7 +74,7 @@ def test_a_redelivered_job_makes_no_second_mp3_and_no_second_mail(world, media_d
         assert world.messages(world.mp3_queue, timeout=1) == []  # ... and once mailed, not.
     assert [f["_id"] for f in world.mp3_files(job_id)] == [first["mp3_fid"]]
     assert world.jobs.get(job_id)["attempts"] == 1
-    assert world.queue_depth(world.video_queue) == 0
+    assert nothing_returns(world.video_queue)  # every delivery acked
 
 
 def test_a_redelivered_failed_job_is_dead_lettered_again_without_a_second_mail(world, media_dir):
@@ -163,7 +162,8 @@ def test_mongodb_down_retries_then_tells_the_owner_when_it_can(world, media_dir)
     with RunningConsumer(consumer):
         dead = world.messages(f"{world.video_queue}.dlq", timeout=30)
     assert [m["video_fid"] for m in dead] == [str(job_id)]
-    assert 2 <= len(attempts) <= 6, attempts  # retried, not forever
+    # Retried, not forever: RabbitMQ 3.10 delivers it limit + 1 times, counted 0..limit.
+    assert attempts == list(range(DELIVERY_LIMIT + 1))
     assert world.jobs.get(job_id)["state"] == "queued"  # nothing could be written
     assert list(world.work_dir.iterdir()) == []
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import media
 import pytest
 
-from mp3testing import wait_until
+from mp3testing import queue_depth, wait_until
 
 pytestmark = pytest.mark.stack  # converter processes on RabbitMQ and MongoDB
 
@@ -60,7 +60,7 @@ def test_kill_9_mid_job_then_another_converter_completes_it_exactly_once(
     time.sleep(0.5)
     told += world.messages(world.mp3_queue, timeout=0.2)
     assert [m["video_fid"] for m in told] == [str(job_id)]  # one message, so one mail
-    assert world.queue_depth(world.video_queue) == 0
+    assert queue_depth(world.video_queue) == 0
     assert world.messages(f"{world.video_queue}.dlq", timeout=0.2) == []
     # The dead converter's scratch folder was removed by the next one to start.
     assert [p.name for p in world.work_dir.iterdir()] == []
@@ -97,7 +97,7 @@ def test_sigterm_lets_the_current_job_finish_then_exits(world, converters, long_
     job = world.jobs.get(job_id)
     assert job["state"] == "done" and job["attempts"] == 1
     assert [m["state"] for m in world.messages(world.mp3_queue, timeout=5)] == ["done"]
-    assert world.queue_depth(world.video_queue) == 0
+    assert queue_depth(world.video_queue) == 0
 
 
 def test_sigterm_past_the_grace_kills_ffmpeg_and_hands_the_job_back(world, converters, long_clip):
@@ -109,7 +109,7 @@ def test_sigterm_past_the_grace_kills_ffmpeg_and_hands_the_job_back(world, conve
     assert not _ffmpeg_running_under(converter.process.pid)
     job = world.jobs.get(job_id)
     assert job["state"] == "converting"
-    assert world.queue_depth(world.video_queue) == 1  # handed back, not lost
+    assert queue_depth(world.video_queue) == 1  # handed back, not lost
     assert list(world.work_dir.iterdir()) == []  # its scratch folder went with it
     # A clean stop: counted as handed back, not as a failed attempt, and logged as a warning.
     assert job["handed_back"] == 1 and "failed_attempts" not in job

@@ -45,7 +45,7 @@ def _load_dev_env() -> None:
 
 _load_dev_env()
 from mp3testing import delete_queues  # noqa: E402 - reads the environment just loaded
-from mp3testing.media import ffmpeg, make_clip  # noqa: E402
+from mp3testing.media import make_clip  # noqa: E402
 
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")

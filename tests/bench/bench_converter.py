@@ -31,15 +31,16 @@ import uuid
 from pathlib import Path
 
 import gridfs
-import imageio_ffmpeg
 import pika
 
 from mp3common.amqp import Publisher
 from mp3common.jobs import CHUNK_SIZE_BYTES, VIDEO_BUCKET, Jobs, video_message
 from mp3common.mongo import client
+from mp3testing.media import ffmpeg as encode
+from mp3testing.media import ffmpeg_exe, make_clip
 
 ROOT = Path(__file__).resolve().parents[2]
-FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+FFMPEG = ffmpeg_exe()
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
 QUALITY = ["-q:a", "2"]  # the converter's default, MP3_QUALITY=V2
@@ -47,36 +48,19 @@ RUNS = 5
 BIG_BYTES = 1024**3
 
 
-def encode(*args: str) -> None:
-    subprocess.run(
-        [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
-        check=True,
-        capture_output=True,
-    )
-
-
-def make_clip(path: Path, seconds: float, size: str = "640x360") -> Path:
+def phone_clip(path: Path, seconds: float, size: str = "640x360") -> Path:
     """H.264 and stereo AAC at 128 kb/s, as a phone or a screen recorder makes them."""
-    tones = f"aevalsrc=sin(440*2*PI*t)|sin(554*2*PI*t):sample_rate=44100:duration={seconds}"
-    encode(
-        *("-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30:duration={seconds}"),
-        *("-f", "lavfi", "-i", tones),
-        *("-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", "-b:a", "128k"),
-        *("-shortest", str(path)),
-    )
-    return path
+    codecs = ["-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", "-b:a", "128k"]
+    stereo = "aevalsrc=sin(440*2*PI*t)|sin(554*2*PI*t):sample_rate=44100"
+    return make_clip(path, seconds, size=size, rate=30, tone=stereo, args=codecs)
 
 
 def make_big_video(path: Path) -> Path:
     """About 1 GB: uncompressed 720p video (nothing to encode, so quick) and AAC sound."""
     frame = 1280 * 720 * 3 // 2
-    seconds = BIG_BYTES / frame / 25
-    encode(
-        *("-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=25:duration={seconds:.2f}"),
-        *("-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds:.2f}"),
-        *("-c:v", "rawvideo", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)),
-    )
-    return path
+    seconds = round(BIG_BYTES / frame / 25, 2)
+    codecs = ["-c:v", "rawvideo", "-pix_fmt", "yuv420p", "-c:a", "aac"]
+    return make_clip(path, seconds, size="1280x720", rate=25, args=codecs)
 
 
 class Bench:
@@ -318,8 +302,8 @@ def jobs_per_second(bench: Bench, clip: Path, converters: int, jobs: int = 40):
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-converter-") as folder:
         scratch = Path(folder)
-        clip = make_clip(scratch / "clip60.mp4", 60)
-        short = make_clip(scratch / "clip10.mp4", 10, size="320x240")
+        clip = phone_clip(scratch / "clip60.mp4", 60)
+        short = phone_clip(scratch / "clip10.mp4", 10, size="320x240")
         bench = Bench(scratch)
         try:
             moviepy_reference(clip, scratch / "warm.mp3")  # imports, like a running worker

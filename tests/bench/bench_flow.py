@@ -20,7 +20,6 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TESTS))
 
-from conftest import create_user  # noqa: E402
 from reference_flow import (  # noqa: E402
     FFMPEG,
     MAIL_DIR,
@@ -28,6 +27,8 @@ from reference_flow import (  # noqa: E402
     make_video,
     upload,
 )
+
+from mp3testing.users import create_user  # noqa: E402
 
 CLIP_SECONDS = 60
 RUNS = 3

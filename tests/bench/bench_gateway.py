@@ -20,14 +20,14 @@ import time
 import uuid
 from pathlib import Path
 
-import imageio_ffmpeg
 import requests
 from gridfs import GridFSBucket
 from pymongo import MongoClient
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import create_user  # noqa: E402
+from mp3testing.media import make_clip  # noqa: E402
+from mp3testing.users import create_user  # noqa: E402
 
 MiB = 1024 * 1024
 SIZES = (256 * MiB, 1024 * MiB)
@@ -45,12 +45,7 @@ def free_port() -> int:
 
 def make_file(path: Path, size: int) -> None:
     """A real MP4's first bytes (so the gateway accepts it), then random bytes up to size."""
-    clip = path.with_suffix(".head.mp4")
-    subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
-        + ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-t", "1", str(clip)],
-        check=True,
-    )
+    clip = make_clip(path.with_suffix(".head.mp4"), 1, size="64x48", rate=10, audio=False)
     with path.open("wb") as out:
         out.write(clip.read_bytes())
         while out.tell() < size:

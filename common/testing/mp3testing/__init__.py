@@ -31,13 +31,14 @@ def get_message(queue: str, timeout: float = 10.0):
     try:
         channel = connection.channel()
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:  # at least once, even with no time to wait
             method, properties, body = channel.basic_get(queue)
             if method is not None:
                 channel.basic_ack(method.delivery_tag)
                 return body, properties
+            if time.monotonic() >= deadline:
+                return None
             time.sleep(0.1)
-        return None
     finally:
         connection.close()
 

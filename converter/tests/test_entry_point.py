@@ -1,0 +1,35 @@
+"""`python -m consumer` and the image's `python consumer.py`: bad settings, one line."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CONVERTER_DIR = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("command", [["-m", "consumer"], ["consumer.py"]])
+def test_bad_settings_print_one_line_and_exit_non_zero(command, tmp_path):
+    environ = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "APP_ENV": "production",
+        "RABBITMQ_URL": "amqp://guest:guest@rabbitmq:5672/%2F",
+        "MP3_QUALITY": "loud",
+        "CONVERTER_WORK_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, *command],
+        cwd=CONVERTER_DIR,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith("converter cannot start: ")
+    assert "RABBITMQ_URL logs in as RabbitMQ's guest account" in line
+    assert "MONGODB_URI is not set" in line and "MP3_QUALITY" in line

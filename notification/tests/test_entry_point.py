@@ -1,0 +1,31 @@
+"""The image's `python consumer.py`: bad settings, one line, as the converter's."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+NOTIFICATION_DIR = Path(__file__).resolve().parent.parent
+
+
+def test_bad_settings_print_one_line_and_exit_non_zero():
+    environ = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "APP_ENV": "production",
+        "RABBITMQ_URL": "amqp://rabbitmq:5672/%2F",
+        "SMTP_PORT": "smtp",
+    }
+    done = subprocess.run(
+        [sys.executable, "consumer.py"],
+        cwd=NOTIFICATION_DIR,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith("notification cannot start: ")
+    assert "RABBITMQ_URL logs in as RabbitMQ's guest account" in line
+    assert "MONGODB_URI is not set" in line and "SMTP_PORT must be a whole number" in line
