@@ -94,10 +94,15 @@ ensure_base() { # ENGINE: docker pulls its base itself; podman may need a stand-
     base=$(fully_qualified "$(base_image)")
     [ "$1" = podman ] || return 0
     if podman image exists "$base"; then
-        if [ -n "$(podman image inspect --format "{{index .Labels \"$STAND_IN_LABEL\"}}" "$base")" ]; then
-            say "base: $base is the offline stand-in (Debian's Python 3.11), made earlier"
-        else
+        if [ -z "$(podman image inspect --format "{{index .Labels \"$STAND_IN_LABEL\"}}" "$base")" ]; then
             say "base: $base is present"
+            return
+        fi
+        # The stand-in made earlier: the real one replaces it once a registry answers.
+        if timeout 120 podman pull -q "$base" >/dev/null 2>&1; then
+            say "base: pulled the official $base (it replaces the stand-in)"
+        else
+            say "base: $base is the offline stand-in (Debian's Python 3.11), made earlier"
         fi
         return
     fi
@@ -176,6 +181,9 @@ cmd_build() {
     done
     printf '%-14s %7s %11s\n' image build size
     printf '%s\n' "${report[@]}"
+    # Each change leaves the previous images and builder stages behind, untagged. The
+    # newest day's stay as the layer cache; older ones go.
+    "$engine" image prune --force --filter until=24h >/dev/null
 }
 
 cd "$ROOT"

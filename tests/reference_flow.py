@@ -122,12 +122,14 @@ def mails_to(address: str) -> list[email.message.EmailMessage]:
 
 
 def wait_for_mails(address: str, count: int = 1, timeout: float = 120.0) -> list:
-    def enough() -> list:
-        mails = mails_to(address)
-        return mails if len(mails) >= count else []
+    """Once the sink holds at least `count` mails to `address`: all of them."""
 
-    if mails := wait_until(enough, timeout):
-        return mails
+    def enough() -> tuple[list] | None:  # a tuple, so that "enough" of none is truthy too
+        mails = mails_to(address)
+        return (mails,) if len(mails) >= count else None
+
+    if found := wait_until(enough, timeout):
+        return found[0]
     raise AssertionError(f"{len(mails_to(address))} of {count} mails to {address} in {timeout} s")
 
 

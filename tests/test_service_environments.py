@@ -179,10 +179,12 @@ def describe_failures(service: str, failures: list[dict]) -> str:
                 f"- {failure['target']}: {failure['error']}: {failure['message']}\n"
                 f"    {failure['line']}"
             )
-    lines.append(
-        f"Add the package to {service}/requirements.txt (and its pin to constraints.txt), or "
-        f"the common extra that brings it to {service}/common-extras.txt, or stop importing it."
-    )
+    if any(failure["missing"] for failure in failures):  # not for a syntax error, say
+        lines.append(
+            f"Add the package to {service}/requirements.txt (and its pin to constraints.txt), "
+            f"or the common extra that brings it to {service}/common-extras.txt, or stop "
+            "importing it."
+        )
     return "\n".join(lines)
 
 

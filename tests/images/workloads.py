@@ -83,7 +83,13 @@ def container_env(objects: list[dict], container: dict) -> dict[str, str]:
         for key, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
             if key in reference:
                 data = _data(find(objects, kind, reference[key]["name"]))
-                env[name] = data[reference[key]["key"]]
+                wanted = reference[key]["key"]
+                if wanted not in data:
+                    raise LookupError(
+                        f"{name} refers to {kind} {reference[key]['name']} key {wanted}, "
+                        f"which has only {sorted(data)}"
+                    )
+                env[name] = data[wanted]
     return env
 
 
