@@ -27,12 +27,8 @@ SEED_PASSWORD="Admin123"
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
-
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"
-    elif command -v sudo >/dev/null; then sudo "$@"
-    else die "need root (or sudo) to run: $*"; fi
-}
+# shellcheck source=dev/install.sh
+. "$ROOT/dev/install.sh"
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -45,21 +41,6 @@ wait_port() { # PORT SECONDS WHAT
 }
 
 alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
-
-# --- apt -------------------------------------------------------------------------------
-
-apt_install_missing() {
-    local missing=() pkg
-    for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
-            || missing+=("$pkg")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    command -v apt-get >/dev/null || die "missing ${missing[*]}; install them (no apt-get here)"
-    say "apt: installing ${missing[*]}"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-}
 
 cmd_deps() {
     # Build dependencies of mysqlclient, and the stores only when none already answers.
