@@ -69,9 +69,10 @@ def _scratch_copy() -> Path:
     return scratch
 
 
-def _kustomize(directory: Path) -> str:
+def kustomize(directory: Path) -> str:
+    """`kubectl kustomize DIRECTORY`: the rendered YAML."""
     result = run(tool("kubectl"), "kustomize", str(directory))
-    assert result.returncode == 0, f"kubectl kustomize failed:\n{result.stderr}"
+    assert result.returncode == 0, f"kubectl kustomize {directory} failed:\n{result.stderr}"
     return result.stdout
 
 
@@ -86,7 +87,7 @@ def render_dir() -> Path:
 
 @cache
 def rendered_text() -> str:
-    return _kustomize(render_dir())
+    return kustomize(render_dir())
 
 
 def rendered_objects_with(secrets: dict[str, str]) -> list[dict]:
@@ -94,7 +95,7 @@ def rendered_objects_with(secrets: dict[str, str]) -> list[dict]:
     scratch = _scratch_copy()
     lines = [f"{name}={value}" for name, value in secrets.items()]
     (scratch / "k8s-secrets.env").write_text("\n".join(lines) + "\n")
-    return load_yaml(_kustomize(scratch))
+    return load_yaml(kustomize(scratch))
 
 
 @cache

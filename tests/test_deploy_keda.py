@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from deploy_render import ROOT, load_yaml, render_dir, rendered_objects, run, tool
+from deploy_render import ROOT, kustomize, load_yaml, render_dir, rendered_objects, run, tool
 from test_deploy_checkers import KUBERNETES_VERSIONS, _checkov
 
 pytestmark = pytest.mark.tools  # the checkers in .venv-deploy
@@ -37,12 +37,6 @@ ADDED = {
     ("NetworkPolicy", "rabbitmq-from-keda"),
 }
 CPU_HPA = ("HorizontalPodAutoscaler", "converter")
-
-
-def kustomize(folder: Path) -> str:
-    result = run(tool("kubectl"), "kustomize", str(folder))
-    assert result.returncode == 0, f"kubectl kustomize {folder} failed:\n{result.stderr}"
-    return result.stdout
 
 
 @cache

@@ -35,10 +35,9 @@ from reference_flow import (
     upload,
     wait_for_mails,
 )
-from workloads import SERVICES, inspect, logs, podman, wait_healthy
+from workloads import SERVICES, inspect, logs, podman, wait_healthy, write_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
-DEV_ENV = ROOT / "var" / "dev.env"
 OUTPUT = ROOT / "var" / "image-test"
 # In the order they start: each one's dependencies before it.
 SEED = ("assylbek@email.com", "Admin123")
@@ -66,9 +65,7 @@ def running(workloads, hosts, stores, tmp_path_factory):
     try:
         for name in SERVICES:
             workload = workloads[name]
-            env_file = env_dir / f"{name}.env"
-            env_file.touch(mode=0o600)
-            env_file.write_text("".join(f"{k}={v}\n" for k, v in workload.env.items()))
+            env_file = write_env_file(env_dir / f"{name}.env", workload.env)
             podman("run", "--detach", *workload.run_args(env_file, hosts))
             wait_healthy(workload.container_name)
         yield workloads
@@ -156,11 +153,9 @@ def test_the_reference_flow_through_the_images(running, tmp_path):
 def test_a_setting_the_manifest_lacks_stops_the_image(workloads, hosts, name, tmp_path):
     """A manifest missing a required setting fails here, with the setting named."""
     workload = workloads[name]
-    env_file = tmp_path / "env"
-    env_file.touch(mode=0o600)
     missing = REQUIRED[name]
     env = {k: v for k, v in workload.env.items() if k != missing}
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    env_file = write_env_file(tmp_path / "env", env)
     args = workload.run_args(env_file, hosts)
     args[args.index("--name") + 1] += "-broken"
     args = [a for a in args if not a.startswith("--publish")]

@@ -172,6 +172,13 @@ class Workload:
         return [*args, self.container["image"]]
 
 
+def write_env_file(path: Path, env: Mapping[str, str]) -> Path:
+    """`env` as podman's --env-file, readable by root alone (it holds the secrets)."""
+    path.touch(mode=0o600)
+    path.write_text("".join(f"{name}={value}\n" for name, value in env.items()))
+    return path
+
+
 def podman(*args: str, input: str | None = None, timeout: float = 120, check: bool = True):
     """podman ARGS; with `check`, a failure raises with what podman said."""
     done = subprocess.run(
