@@ -125,14 +125,34 @@ def _properties(headers: dict | None) -> pika.BasicProperties:
     )
 
 
+#: Seconds to wait before publishing again after each broker nack. A quorum queue nacks while
+#: it has no leader (just declared on a loaded broker, or re-electing), which passes in well
+#: under a second; a nack that outlasts these is reported (PublishError, or a requeue).
+NACK_BACKOFF_SECONDS = (0.1, 0.4, 1.0)
+
+
 def _publish_confirmed(channel, queue: str, body: dict, headers: dict | None) -> None:
-    channel.basic_publish(
-        exchange="",
-        routing_key=queue,
-        body=json.dumps(body).encode(),
-        properties=_properties(headers),
-        mandatory=True,
-    )
+    """Publish once and wait for the confirm, publishing again after a nack (see above).
+
+    Raises pika's UnroutableError when no queue took the message and NackError when the
+    broker still refused it after the last wait.
+    """
+    encoded = json.dumps(body).encode()
+    for wait in (*NACK_BACKOFF_SECONDS, None):
+        try:
+            channel.basic_publish(
+                exchange="",
+                routing_key=queue,
+                body=encoded,
+                properties=_properties(headers),
+                mandatory=True,
+            )
+            return
+        except pika.exceptions.NackError:
+            if wait is None:
+                raise
+            log.warning("the broker nacked a message for %s; again in %.1f s", queue, wait)
+            channel.connection.sleep(wait)
 
 
 class Publisher:
@@ -187,7 +207,9 @@ class Publisher:
                     channel = self._open()
                     _publish_confirmed(channel, queue, body, headers)
                     return
-                except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+                except pika.exceptions.UnroutableError as exc:
+                    raise PublishError(f"no queue took the message: {exc!r}") from exc
+                except pika.exceptions.NackError as exc:
                     raise PublishError(f"the broker refused the message: {exc!r}") from exc
                 except (pika.exceptions.AMQPError, OSError) as exc:
                     self._close_quietly()

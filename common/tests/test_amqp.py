@@ -1,4 +1,5 @@
 import json
+import logging
 import threading
 import time
 import uuid
@@ -6,6 +7,7 @@ import uuid
 import pika
 import pytest
 
+from mp3common import amqp
 from mp3common.amqp import (
     DELIVERY_LIMIT,
     Consumer,
@@ -74,6 +76,57 @@ def test_publisher_without_a_broker_fails_fast_with_publish_error(queue_name):
     with pytest.raises(PublishError, match="unavailable"):
         publisher.publish(queue_name, {"n": 1})
     assert time.monotonic() - started < 10
+
+
+def _full_queue(queue_name):
+    """A queue that holds one message, holds it, and nacks every further publish."""
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    channel = connection.channel()
+    arguments = {"x-max-length": 1, "x-overflow": "reject-publish"}  # classic: exact
+    channel.queue_declare(queue_name, durable=True, arguments=arguments)
+    channel.basic_publish("", queue_name, b'{"n": 0}')
+    connection.close()
+    assert wait_until(lambda: queue_depth(queue_name) == 1)
+
+
+def test_a_message_the_broker_keeps_nacking_is_a_publish_error(queue_name):
+    _full_queue(queue_name)
+    publisher = Publisher(RABBITMQ_URL, [])
+    with pytest.raises(PublishError, match="refused"):
+        publisher.publish(queue_name, {"n": 1})
+    publisher.close()
+    assert queue_depth(queue_name) == 1
+
+
+class _Signal(logging.Handler):
+    """Sets an event when a record at WARNING or above is logged."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.event = threading.Event()
+
+    def emit(self, record):
+        self.event.set()
+
+
+def test_a_nack_that_passes_is_published_again_and_confirmed(queue_name):
+    _full_queue(queue_name)
+    publisher = Publisher(RABBITMQ_URL, [])
+    refused = _Signal()
+    amqp.log.addHandler(refused)
+    drained = []
+    drainer = threading.Thread(
+        target=lambda: refused.event.wait(10) and drained.append(get_message(queue_name))
+    )
+    drainer.start()
+    try:
+        publisher.publish(queue_name, {"n": 1})  # refused at first, then taken
+    finally:
+        drainer.join()
+        amqp.log.removeHandler(refused)
+        publisher.close()
+    assert refused.event.is_set() and drained, "the first publish was not refused"
+    assert json.loads(get_message(queue_name)[0]) == {"n": 1}
 
 
 def _consumer(queue_name, handler, **kwargs):
