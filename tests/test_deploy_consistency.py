@@ -9,19 +9,18 @@ deploys cleanly and fails only in the cluster. These tests read the rendered kus
 from __future__ import annotations
 
 import base64
+import importlib
 import re
+import sys
 from pathlib import Path
 
 import pytest
 from deploy_render import ROOT, SERVICES, load_yaml, rendered_objects, run
 
-from mp3common.settings import PLACEHOLDER
+from mp3common.settings import PLACEHOLDER, ServiceSettings
 
 pytestmark = pytest.mark.tools  # the checkers in .venv-deploy
 
-SETTINGS_READ = re.compile(
-    r'env\.(?:text|integer|number|flag|choice|amqp_url)\(\s*"([A-Z][A-Z0-9_]*)"'
-)
 ENVIRON_READ = re.compile(r'environ(?:\.get\(|\[)\s*"([A-Z][A-Z0-9_]*)"')
 ROUTE = re.compile(r'\.(?:get|post|put|patch|delete|route)\(\s*"(/[^"]*)"')
 ENV_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
@@ -35,23 +34,20 @@ def service_sources(service: str) -> list[Path]:
     return [p for p in (ROOT / service).rglob("*.py") if "tests" not in p.parts]
 
 
-def settings_module(service: str) -> Path:
-    found = sorted((ROOT / service).glob("*_service/settings.py"))
-    assert found, f"{service} has no settings module (<service>/*_service/settings.py)"
-    return found[0]
-
-
 def names_settings_read(service: str) -> set[str]:
-    return set(SETTINGS_READ.findall(settings_module(service).read_text()))
+    """The variables the service's Settings class declares (one per field)."""
+    if str(ROOT / service) not in sys.path:
+        sys.path.append(str(ROOT / service))  # as the service's own tests and image have it
+    module = importlib.import_module(f"{service}_service.settings")
+    return set(module.Settings.env_names().values())
 
 
 def names_read_anywhere(service: str) -> set[str]:
-    """Settings, gunicorn's config and the shared package: whatever may read the env."""
+    """Its settings, plus what gunicorn's config and the shared package read directly."""
     files = service_sources(service) + sorted((ROOT / "common" / "mp3common").glob("*.py"))
-    names: set[str] = set()
+    names = names_settings_read(service) | set(ServiceSettings.env_names().values())
     for path in files:
-        text = path.read_text()
-        names |= set(SETTINGS_READ.findall(text)) | set(ENVIRON_READ.findall(text))
+        names |= set(ENVIRON_READ.findall(path.read_text()))
     return names
 
 
@@ -140,7 +136,6 @@ def test_each_setting_the_service_reads_is_set_by_its_manifest(by_kind, service)
 @pytest.mark.parametrize("service", SERVICES)
 def test_each_variable_the_manifest_sets_is_read(by_kind, service):
     """A misspelt name is set and silently ignored: only names the code reads are allowed."""
-    names_settings_read(service)
     env = container_env(by_kind, the_container(by_kind, service))
     referenced = {name for value in env.values() for name in ENV_REFERENCE.findall(value or "")}
     unread = set(env) - names_read_anywhere(service) - referenced
@@ -234,7 +229,6 @@ def test_the_ingress_body_limit_is_the_gateway_upload_limit(by_kind, compose):
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_probes_ask_what_the_service_really_answers(by_kind, service):
-    names_settings_read(service)
     container = the_container(by_kind, service)
     env = container_env(by_kind, container)
     for kind in ("readinessProbe", "livenessProbe"):
@@ -269,7 +263,6 @@ def test_images_are_the_ones_the_makefile_builds(by_kind, compose, service):
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_metrics_are_scraped_where_they_are_served(by_kind, service):
-    names_settings_read(service)
     workload = by_kind["Deployment"][service]
     annotations = workload["spec"]["template"]["metadata"].get("annotations", {})
     container = the_container(by_kind, service)
@@ -438,7 +431,6 @@ SHARED_VALUES = (
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_compose_sets_the_same_variables_as_the_manifests(by_kind, compose, service):
-    names_settings_read(service)
     read = names_read_anywhere(service)
     manifest = container_env(by_kind, the_container(by_kind, service))
     composed = compose["services"][service]["environment"]

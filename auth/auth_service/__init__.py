@@ -27,7 +27,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         MYSQL_USER=settings.mysql_user,
         MYSQL_PASSWORD=settings.mysql_password,
         MYSQL_DB=settings.mysql_db,
-        MYSQL_CONNECT_TIMEOUT=settings.mysql_connect_timeout,
+        MYSQL_CONNECT_TIMEOUT=settings.mysql_connect_timeout_seconds,
         MYSQL_CHARSET="utf8mb4",
         MYSQL_CUSTOM_OPTIONS={"read_timeout": 10, "write_timeout": 10},
     )

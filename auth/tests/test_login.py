@@ -134,7 +134,7 @@ def test_get_on_login_is_a_json_405(client):
 
 def test_database_down_is_503_json_not_500(environ):
     # A port nothing listens on: a real refused connection, not a mock.
-    app = create_app({**environ, "MYSQL_PORT": "1", "MYSQL_CONNECT_TIMEOUT": "1"})
+    app = create_app({**environ, "MYSQL_PORT": "1", "MYSQL_CONNECT_TIMEOUT_SECONDS": "1"})
     response = app.test_client().post("/login", headers=basic("alice@example.com", "pw"))
     assert response.status_code == 503
     assert response.get_json()["error"] == "database_unavailable"
@@ -147,7 +147,7 @@ def test_readyz_says_ready_when_mysql_answers(client):
 
 def test_readyz_says_not_ready_when_mysql_does_not_answer(client, environ):
     assert client.get("/healthz").status_code == 200
-    down = create_app({**environ, "MYSQL_PORT": "1", "MYSQL_CONNECT_TIMEOUT": "1"})
+    down = create_app({**environ, "MYSQL_PORT": "1", "MYSQL_CONNECT_TIMEOUT_SECONDS": "1"})
     response = down.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["error"] == "database_unavailable"

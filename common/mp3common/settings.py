@@ -1,24 +1,40 @@
-"""Reading a service's settings from the environment, once, with every problem reported.
+"""A service's settings: read once from the environment at start, validated, every problem told.
 
-Each service has one settings module that builds a frozen dataclass through `Env`.
-`Env` collects every problem instead of stopping at the first, so that a broken
-deployment is told everything wrong with it in one line, and it knows the rule every
-service shares: a development default is allowed (and logged loudly) in development,
-and refused in production (`APP_ENV=production`).
+Each service declares one `Settings` class (pydantic-settings) built from the groups here:
+
+- `ServiceSettings`: `APP_ENV`, `LOG_LEVEL`, `METRICS_PORT`; the base of every group;
+- `BrokerSettings`: `RABBITMQ_URL`, with the production broker rule;
+- `StoreSettings`: `MONGODB_URI`, `MONGODB_DB`;
+- `ConsumerSettings`: `HEARTBEAT_FILE`, `STOP_GRACE_SECONDS`, for the queue consumers.
+
+A field's environment variable is its name in capitals (or its `validation_alias`); every
+duration carries its unit in its name (`_SECONDS`, `_MS`). `Settings.read()` reads the
+environment once and either returns a frozen instance or raises `SettingsError` naming every
+problem on one line, so that a broken deployment is told everything wrong with it at once.
+
+The rule every service shares: a value marked `DevDefault` is filled in on a developer's
+machine (and logged loudly) but must be set in production (`APP_ENV=production`); a
+`DevDefault(..., secret=True)` value is refused there even when set, and so is any value
+that still holds the manifests' `CHANGE-ME` placeholder.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Mapping
-from typing import NoReturn
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, NoReturn, Self
 from urllib.parse import unquote, urlsplit
 
-log = logging.getLogger(__name__)
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
-_NO_DEFAULT = object()
+log = logging.getLogger(__name__)
 
 #: What the committed Kubernetes secret.yaml files hold until `make k8s-secrets` fills
 #: them in; a value containing it never runs in production.
@@ -27,14 +43,16 @@ PLACEHOLDER = "CHANGE-ME"
 #: RabbitMQ's own guest account on this machine: what `make run` gives every service.
 DEV_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
-
-class SettingsError(RuntimeError):
-    """The environment cannot run the service; the message says every reason."""
-
+#: The MongoDB that `make run` starts (the stand-in, without accounts).
+DEV_MONGODB_URI = "mongodb://127.0.0.1:27017"
 
 #: The exit code after which gunicorn's arbiter stops ("App failed to load",
 #: gunicorn.arbiter.Arbiter.APP_LOAD_ERROR) instead of starting worker after worker.
 APP_LOAD_ERROR = 4
+
+
+class SettingsError(RuntimeError):
+    """The environment cannot run the service; the message says every reason."""
 
 
 def refuse_to_start(error: SettingsError) -> NoReturn:
@@ -49,133 +67,219 @@ def refuse_to_start(error: SettingsError) -> NoReturn:
     raise SystemExit(APP_LOAD_ERROR)
 
 
-class Env:
-    """A read-once view of the environment that records what is wrong with it."""
+@dataclass(frozen=True)
+class DevDefault:
+    """Field metadata: the value used on a developer's machine when the variable is unset.
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._environ = dict(os.environ if environ is None else environ)
-        self.problems: list[str] = []
-        self.dev_defaults: list[str] = []
-        app_env = self._environ.get("APP_ENV", "development").strip().lower()
-        if app_env not in ("development", "production"):
-            self.problems.append(f"APP_ENV must be development or production, not {app_env!r}")
-        self.production = app_env == "production"
+    Production requires the variable. With `secret`, production also refuses this exact
+    value (a well-known throwaway secret, or the guest broker account).
+    """
 
-    def text(
-        self,
-        name: str,
-        default: object = _NO_DEFAULT,
-        *,
-        dev_default: str | None = None,
-        secret: bool = False,
-    ) -> str:
-        """A string setting.
+    value: Any
+    secret: bool = False
 
-        `default` is a safe value for any environment; `dev_default` is one that is only
-        acceptable on a developer's machine (localhost, a throwaway secret), so production
-        requires the setting; for a `secret`, production also refuses that exact value.
+
+def _lowercase(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _zero_is_off(value: object) -> object:
+    return None if value in (0, "0") else value
+
+
+#: A TCP port to serve on, or None: unset or 0 turns the listener off.
+OptionalPort = Annotated[
+    Annotated[int, Field(ge=1, le=65535)] | None, BeforeValidator(_zero_is_off)
+]
+#: One of Python's logging levels, in any case.
+LogLevel = Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lowercase)]
+
+
+class _MappingSource(EnvSettingsSource):
+    """pydantic-settings' environment source, over a given mapping instead of os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+class ServiceSettings(BaseSettings):
+    """What every service reads. Subclasses name the service (`service_name`)."""
+
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", str_strip_whitespace=True, env_ignore_empty=True
+    )
+
+    #: The service's name in the refusal message and the development-defaults warning.
+    service_name: ClassVar[str] = "service"
+
+    app_env: Annotated[Literal["development", "production"], BeforeValidator(_lowercase)] = (
+        "development"
+    )
+    log_level: LogLevel = "info"
+    metrics_port: OptionalPort = None
+
+    @property
+    def production(self) -> bool:
+        return self.app_env == "production"
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **_sources):
+        # `read()` gives every value explicitly; nothing else is consulted.
+        return (init_settings,)
+
+    @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """Each field's environment variable: {field name: VARIABLE}."""
+        return {name: _env_name(name, field) for name, field in cls.model_fields.items()}
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """The settings from `environ` (default: os.environ).
+
+        Raises SettingsError naming every problem; logs a warning naming each development
+        default that was filled in.
         """
-        value = self._environ.get(name, "").strip()
-        if value:
-            if self.production and PLACEHOLDER in value:
-                self.problems.append(f"{name} is a placeholder ({PLACEHOLDER}); set a real value")
-            elif self.production and secret and value == dev_default:
-                self.problems.append(f"{name} is the development default; set a real value")
-            return value
-        if default is not _NO_DEFAULT:
-            return str(default)
-        if dev_default is not None and not self.production:
-            self.dev_defaults.append(name)
-            return dev_default
-        self.problems.append(f"{name} is not set")
-        return ""
-
-    def amqp_url(self, name: str) -> str:
-        """The RabbitMQ URL, under the one rule every service follows.
-
-        Development falls back to the broker `make run` starts, as guest. Production
-        needs the URL set, and refuses RabbitMQ's guest account, whether named or implied
-        (a URL without a user is guest to pika): it is the broker's well-known default,
-        and the cluster's broker lets guest in from its own pod only.
-        """
-        before = len(self.problems)
-        url = self.text(name, dev_default=DEV_RABBITMQ_URL, secret=True)
-        if len(self.problems) > before or not url:
-            return url  # already told: not set, a placeholder, or the development default
-        parts = urlsplit(url)
-        if parts.scheme not in ("amqp", "amqps"):
-            self.problems.append(f"{name} must be an amqp:// or amqps:// URL")
-        elif self.production and unquote(parts.username or "guest") == "guest":
-            self.problems.append(
-                f"{name} logs in as RabbitMQ's guest account; give the service a user of its own"
-            )
-        return url
-
-    def integer(
-        self,
-        name: str,
-        default: int | None = None,
-        *,
-        minimum: int | None = None,
-        maximum: int | None = None,
-        dev_default: int | None = None,
-    ) -> int:
-        raw = self._environ.get(name, "").strip()
-        if not raw:
-            if default is not None:
-                return default
-            if dev_default is not None and not self.production:
-                self.dev_defaults.append(name)
-                return dev_default
-            self.problems.append(f"{name} is not set")
-            return 0
+        values = _MappingSource(cls, os.environ if environ is None else environ)()
+        production = str(values.get("app_env", "")).strip().lower() == "production"
+        told, dev_defaults = _apply_the_production_rule(cls, values, production)
+        problems = list(told.values())
         try:
-            value = int(raw)
-        except ValueError:
-            self.problems.append(f"{name} must be a whole number, not {raw!r}")
-            return 0
-        if minimum is not None and value < minimum or maximum is not None and value > maximum:
-            self.problems.append(f"{name} must be between {minimum} and {maximum}, not {value}")
-        return value
-
-    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
-        raw = self._environ.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            self.problems.append(f"{name} must be a number, not {raw!r}")
-            return default
-        if value < minimum:
-            self.problems.append(f"{name} must be at least {minimum}, not {value}")
-        return value
-
-    def flag(self, name: str, default: bool) -> bool:
-        raw = self._environ.get(name, "").strip().lower()
-        if not raw:
-            return default
-        if raw in ("1", "true", "yes", "on"):
-            return True
-        if raw in ("0", "false", "no", "off"):
-            return False
-        self.problems.append(f"{name} must be true or false, not {raw!r}")
-        return default
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self._environ.get(name, "").strip().lower() or default
-        if value not in choices:
-            self.problems.append(f"{name} must be one of {', '.join(choices)}, not {value!r}")
-        return value
-
-    def finish(self, service: str) -> None:
-        """Raise with every problem at once; warn loudly about development defaults."""
-        if self.problems:
-            raise SettingsError(f"{service} cannot start: " + "; ".join(self.problems))
-        if self.dev_defaults:
+            settings = cls(**values)
+        except ValidationError as exc:
+            problems += _describe(cls, exc, already_told=told)
+        if problems:
+            raise SettingsError(f"{cls.service_name} cannot start: " + "; ".join(problems))
+        if dev_defaults:
             log.warning(
                 "DEVELOPMENT DEFAULTS IN USE for %s: %s — never run this way in production "
                 "(APP_ENV=production refuses them)",
-                service,
-                ", ".join(self.dev_defaults),
+                cls.service_name,
+                ", ".join(dev_defaults),
             )
+        return settings
+
+
+def _env_name(name: str, field: FieldInfo) -> str:
+    alias = field.validation_alias
+    if isinstance(alias, str):
+        return alias
+    if alias is not None:  # AliasChoices: the first is the current name, the rest are old
+        return str(alias.choices[0])
+    return name.upper()
+
+
+def _dev_default(field: FieldInfo) -> DevDefault | None:
+    return next((m for m in field.metadata if isinstance(m, DevDefault)), None)
+
+
+def _apply_the_production_rule(
+    cls: type[ServiceSettings], values: dict[str, Any], production: bool
+) -> tuple[dict[str, str], list[str]]:
+    """Fill in development defaults, or refuse them and placeholders in production.
+
+    `values` is keyed as the environment source keys it (the field's name, or its first
+    alias) and is changed in place. Returns ({VARIABLE: problem}, development defaults used).
+    """
+    problems: dict[str, str] = {}
+    dev_defaults: list[str] = []
+    for name, field in cls.model_fields.items():
+        env_name = _env_name(name, field)
+        key = env_name if field.validation_alias is not None else name
+        value = values.get(key)
+        dev = _dev_default(field)
+        if value is None:
+            if dev is not None and not production:
+                values[key] = dev.value
+                dev_defaults.append(env_name)
+            continue
+        if production and isinstance(value, str):
+            if PLACEHOLDER in value:
+                problems[env_name] = (
+                    f"{env_name} is a placeholder ({PLACEHOLDER}); set a real value"
+                )
+            elif dev is not None and dev.secret and value.strip() == dev.value:
+                problems[env_name] = f"{env_name} is the development default; set a real value"
+    return problems, dev_defaults
+
+
+def _describe(
+    cls: type[ServiceSettings], error: ValidationError, already_told: Mapping[str, str]
+) -> list[str]:
+    """pydantic's errors as one phrase each, named by environment variable; a variable
+    already refused by the production rule is not told about twice."""
+    names = {**cls.env_names(), **{v: v for v in cls.env_names().values()}}
+    described = []
+    for item in error.errors(include_url=False):
+        where = str(item["loc"][0]) if item["loc"] else ""
+        name = names.get(where, where.upper())
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "default_factory_not_called" or name in already_told:
+            continue  # a default made from another value, or a value told about already
+        if item["type"] == "missing":
+            described.append(f"{name} is not set")
+        elif not name:  # a rule over several fields: its message names them
+            described.append(message)
+        elif item["type"] == "value_error":  # ours, written to follow the name
+            described.append(f"{name} {message}")
+        else:  # pydantic's own: "Input should be ..."
+            message = message[:1].lower() + message[1:]
+            shown = "" if _SENSITIVE.search(name) else f" (got {item['input']!r})"
+            described.append(f"{name}: {message}{shown}")
+    return described
+
+
+#: Variables whose value is never repeated in a message (it is or may hold a credential).
+_SENSITIVE = re.compile(r"PASSWORD|SECRET|TOKEN|KEY|_URL$|_URI$")
+
+
+class BrokerSettings(ServiceSettings):
+    """RabbitMQ, reached by one URL."""
+
+    rabbitmq_url: Annotated[str, DevDefault(DEV_RABBITMQ_URL, secret=True)]
+
+    @field_validator("rabbitmq_url")
+    @classmethod
+    def _the_broker_rule(cls, url: str, info: ValidationInfo) -> str:
+        """Production refuses RabbitMQ's guest account, named or implied (a URL without a
+        user is guest to pika): it is the broker's well-known default, and the cluster's
+        broker lets guest in from its own pod only.
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in ("amqp", "amqps"):
+            raise ValueError("must be an amqp:// or amqps:// URL")
+        if info.data.get("app_env") == "production" and unquote(parts.username or "guest") == (
+            "guest"
+        ):
+            raise ValueError(
+                "logs in as RabbitMQ's guest account; give the service a user of its own"
+            )
+        return url
+
+
+class StoreSettings(ServiceSettings):
+    """MongoDB: the GridFS buckets and the jobs collection."""
+
+    mongodb_uri: Annotated[str, DevDefault(DEV_MONGODB_URI)]
+    mongodb_db: str = "mp3converter"
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _a_mongodb_uri(cls, uri: str) -> str:
+        if not uri.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must be a mongodb:// or mongodb+srv:// URI")
+        return uri
+
+
+class ConsumerSettings(ServiceSettings):
+    """A queue consumer's process: liveness and shutdown."""
+
+    #: Touched while the consumer is healthy (the liveness probe reads its age); "" = none.
+    heartbeat_file: str = ""
+    #: How long a stopping consumer lets its current message finish before handing it back.
+    stop_grace_seconds: float = Field(20.0, ge=1)

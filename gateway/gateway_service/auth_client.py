@@ -33,7 +33,7 @@ class AuthClient:
 
     def __init__(self, settings: Settings) -> None:
         self._base = settings.auth_url
-        self._timeout = (settings.auth_connect_timeout, settings.auth_timeout)
+        self._timeout = (settings.auth_connect_timeout_seconds, settings.auth_timeout_seconds)
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=32, max_retries=0)
         self._session.mount("http://", adapter)

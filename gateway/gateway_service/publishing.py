@@ -40,7 +40,7 @@ class JobPublisher:
                     self._settings.rabbitmq_url,
                     [self._settings.video_queue],
                     name=connection_name(),
-                    timeout=self._settings.rabbitmq_timeout,
+                    timeout=self._settings.rabbitmq_timeout_seconds,
                 )
                 self._pid = os.getpid()
             return self._publisher

@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from mp3common.settings import Env
+from pydantic import AfterValidator, Field, field_validator
+
+from mp3common.settings import BrokerSettings, DevDefault, StoreSettings
 
 GiB = 1024**3
-
-
-@dataclass(frozen=True)
-class Settings:
-    production: bool
-    auth_url: str
-    auth_connect_timeout: float
-    auth_timeout: float
-    mongodb_uri: str
-    mongodb_db: str
-    mongodb_timeout_ms: int
-    rabbitmq_url: str
-    rabbitmq_timeout: float
-    video_queue: str
-    max_upload_bytes: int
-    log_level: str
-    metrics_port: int | None
-    stranded_job_sweep_seconds: int
-    stranded_job_age_seconds: int
 
 
 def auth_base_url(address: str) -> str:
@@ -38,31 +21,40 @@ def auth_base_url(address: str) -> str:
     return address
 
 
-def load(environ: Mapping[str, str] | None = None) -> Settings:
-    env = Env(environ)
-    settings = Settings(
-        production=env.production,
-        auth_url=auth_base_url(env.text("AUTH_SVC_ADDRESS", dev_default="127.0.0.1:5000")),
-        auth_connect_timeout=env.number("AUTH_CONNECT_TIMEOUT_SECONDS", 2.0, minimum=0.1),
-        auth_timeout=env.number("AUTH_TIMEOUT_SECONDS", 5.0, minimum=0.1),
-        mongodb_uri=env.text("MONGODB_URI", dev_default="mongodb://127.0.0.1:27017"),
-        mongodb_db=env.text("MONGODB_DB", "mp3converter"),
-        mongodb_timeout_ms=env.integer("MONGODB_TIMEOUT_MS", 3000, minimum=100, maximum=60_000),
-        rabbitmq_url=env.amqp_url("RABBITMQ_URL"),
-        rabbitmq_timeout=env.number("RABBITMQ_TIMEOUT_SECONDS", 5.0, minimum=0.1),
-        video_queue=env.text("VIDEO_QUEUE", "video"),
-        max_upload_bytes=env.integer("MAX_UPLOAD_BYTES", 2 * GiB, minimum=1),
-        log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
-        metrics_port=env.integer("METRICS_PORT", 0, minimum=0, maximum=65535) or None,
-        stranded_job_sweep_seconds=env.integer("STRANDED_JOB_SWEEP_SECONDS", 60, minimum=0),
-        stranded_job_age_seconds=env.integer("STRANDED_JOB_AGE_SECONDS", 120, minimum=10),
-    )
-    parts = urlsplit(settings.auth_url)
+def _an_http_url(url: str) -> str:
+    parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        env.problems.append(
-            f"AUTH_SVC_ADDRESS must be host:port or an http(s) URL, not {settings.auth_url!r}"
-        )
-    if not settings.mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
-        env.problems.append("MONGODB_URI must be a mongodb:// or mongodb+srv:// URI")
-    env.finish("gateway")
-    return settings
+        raise ValueError(f"must be host:port or an http(s) URL, not {url!r}")
+    return url
+
+
+class Settings(BrokerSettings, StoreSettings):
+    """The auth service's address, the stores, the upload limit and the outbox relay."""
+
+    service_name = "gateway"
+
+    #: The auth service, as `host:port` (the reference's form) or a URL; kept as a URL.
+    auth_url: Annotated[str, DevDefault("127.0.0.1:5000"), AfterValidator(_an_http_url)] = Field(
+        validation_alias="AUTH_SVC_ADDRESS"
+    )
+    auth_connect_timeout_seconds: float = Field(2.0, ge=0.1)
+    auth_timeout_seconds: float = Field(5.0, ge=0.1)
+    mongodb_timeout_ms: int = Field(3000, ge=100, le=60_000)
+    rabbitmq_timeout_seconds: float = Field(5.0, ge=0.1)
+    video_queue: str = "video"
+    #: The largest upload taken, in bytes (default 2 GiB).
+    max_upload_bytes: int = Field(2 * GiB, ge=1)
+    #: How often the outbox relay looks for jobs stored but never queued (0 = never).
+    stranded_job_sweep_seconds: int = Field(60, ge=0)
+    #: How old such a job must be before the relay queues it again.
+    stranded_job_age_seconds: int = Field(120, ge=10)
+
+    @field_validator("auth_url", mode="before")
+    @classmethod
+    def _with_a_scheme(cls, address: object) -> object:
+        return auth_base_url(address) if isinstance(address, str) else address
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """The gateway's settings from `environ` (default: os.environ); SettingsError if not."""
+    return Settings.read(environ)

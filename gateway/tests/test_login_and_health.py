@@ -121,8 +121,8 @@ def test_production_refuses_the_guest_broker_account():
 @pytest.mark.parametrize(
     ("name", "value", "says"),
     [
-        ("MAX_UPLOAD_BYTES", "2GB", "whole number"),
-        ("MAX_UPLOAD_BYTES", "0", "between"),
+        ("MAX_UPLOAD_BYTES", "2GB", "valid integer"),
+        ("MAX_UPLOAD_BYTES", "0", "greater than or equal to 1"),
         ("AUTH_TIMEOUT_SECONDS", "soon", "number"),
         ("AUTH_SVC_ADDRESS", "ftp://auth", "AUTH_SVC_ADDRESS"),
         ("MONGODB_URI", "127.0.0.1:27017", "MONGODB_URI"),

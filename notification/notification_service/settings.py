@@ -9,43 +9,28 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import Annotated, Literal, Self
 
-from mp3common.settings import Env
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, model_validator
+
+from mp3common.settings import BrokerSettings, ConsumerSettings, DevDefault, StoreSettings
 
 GMAIL_HOST = "smtp.gmail.com"
 SECURITY_MODES = ("starttls", "ssl", "none")
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 
 
-@dataclass(frozen=True)
-class Settings:
-    production: bool
-    rabbitmq_url: str
-    mp3_queue: str
-    mongodb_uri: str
-    mongodb_db: str
-    smtp_host: str
-    smtp_port: int
-    smtp_security: str
-    smtp_username: str
-    smtp_password: str
-    smtp_timeout: float
-    smtp_ca_file: str
-    sender: str
-    public_url: str
-    send_attempts: int
-    retry_backoff_seconds: float
-    retry_max_backoff_seconds: float
-    heartbeat_file: str
-    stop_grace_seconds: float
-    metrics_port: int | None
-    log_level: str
+def _an_address(sender: str) -> str:
+    if "@" not in sender:
+        raise ValueError(f"must be an email address, not {sender!r}")
+    return sender
 
-    @property
-    def claim_lease_seconds(self) -> float:
-        """Longer than one send can take: connect, EHLO, STARTTLS, AUTH, DATA each time out."""
-        return self.smtp_timeout * 6 + 10
+
+def _a_public_url(url: str) -> str:
+    url = url.rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"must start with http:// or https://, not {url!r}")
+    return url
 
 
 def _is_loopback(host: str) -> bool:
@@ -57,47 +42,60 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def load(environ: Mapping[str, str] | None = None) -> Settings:
-    env = Env(environ)
-    security = env.choice("SMTP_SECURITY", "starttls", SECURITY_MODES)
-    sender = env.text("GMAIL_ADDRESS", dev_default="mp3converter@localhost")
-    settings = Settings(
-        production=env.production,
-        rabbitmq_url=env.amqp_url("RABBITMQ_URL"),
-        mp3_queue=env.text("MP3_QUEUE", "mp3"),
-        mongodb_uri=env.text("MONGODB_URI", dev_default="mongodb://127.0.0.1:27017"),
-        mongodb_db=env.text("MONGODB_DB", "mp3converter"),
-        smtp_host=env.text("SMTP_HOST", GMAIL_HOST),
-        smtp_port=env.integer(
-            "SMTP_PORT", DEFAULT_PORTS.get(security, 587), minimum=1, maximum=65535
-        ),
-        smtp_security=security,
-        smtp_username=env.text("SMTP_USERNAME", sender),
-        smtp_password=env.text("GMAIL_PASSWORD", ""),
-        smtp_timeout=env.number("SMTP_TIMEOUT", 20.0, minimum=1.0),
-        smtp_ca_file=env.text("SMTP_CA_FILE", ""),
-        sender=sender,
-        public_url=env.text("PUBLIC_URL", "http://mp3converter.com").rstrip("/"),
-        send_attempts=env.integer("SMTP_SEND_ATTEMPTS", 3, minimum=1, maximum=20),
-        retry_backoff_seconds=env.number("SMTP_RETRY_BACKOFF_SECONDS", 2.0),
-        retry_max_backoff_seconds=env.number("SMTP_RETRY_MAX_BACKOFF_SECONDS", 60.0),
-        heartbeat_file=env.text("HEARTBEAT_FILE", ""),
-        stop_grace_seconds=env.number("STOP_GRACE_SECONDS", 30.0, minimum=1),
-        metrics_port=env.integer("METRICS_PORT", 0, minimum=0, maximum=65535) or None,
-        log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+class Settings(BrokerSettings, StoreSettings, ConsumerSettings):
+    """`MP3_QUEUE` in; the mail server, the sender, and how sending is retried."""
+
+    service_name = "notification"
+
+    mp3_queue: str = "mp3"
+    #: The From address, and the SMTP login unless SMTP_USERNAME says otherwise.
+    sender: Annotated[str, DevDefault("mp3converter@localhost"), AfterValidator(_an_address)] = (
+        Field(validation_alias="GMAIL_ADDRESS")
     )
-    if sender and "@" not in sender:
-        env.problems.append(f"GMAIL_ADDRESS must be an email address, not {sender!r}")
-    if settings.smtp_password and security == "none" and not _is_loopback(settings.smtp_host):
-        env.problems.append(
-            "SMTP_SECURITY=none would send GMAIL_PASSWORD unencrypted to "
-            f"{settings.smtp_host}; use starttls or ssl"
-        )
-    if env.production and settings.smtp_host == GMAIL_HOST and not settings.smtp_password:
-        env.problems.append("GMAIL_PASSWORD is not set (Gmail needs an app password)")
-    if not settings.public_url.startswith(("http://", "https://")):
-        env.problems.append(
-            f"PUBLIC_URL must start with http:// or https://, not {settings.public_url!r}"
-        )
-    env.finish("notification")
-    return settings
+    smtp_security: Annotated[
+        Literal["starttls", "ssl", "none"], BeforeValidator(lambda v: v.strip().lower())
+    ] = "starttls"
+    smtp_host: str = GMAIL_HOST
+    #: Default: the port of the security mode (587, 465 or 25).
+    smtp_port: int = Field(
+        default_factory=lambda data: DEFAULT_PORTS[data.get("smtp_security", "starttls")],
+        ge=1,
+        le=65535,
+    )
+    smtp_username: str = Field(default_factory=lambda data: data.get("sender", ""))
+    smtp_password: str = Field("", validation_alias="GMAIL_PASSWORD")
+    #: Each network step's limit (connect, each SMTP command).
+    smtp_timeout_seconds: float = Field(
+        20.0, ge=1, validation_alias=AliasChoices("SMTP_TIMEOUT_SECONDS", "SMTP_TIMEOUT")
+    )
+    #: A CA bundle for the mail server's certificate; "" = the system's.
+    smtp_ca_file: str = ""
+    #: Where the mail's download link points.
+    public_url: Annotated[str, AfterValidator(_a_public_url)] = "http://mp3converter.com"
+    send_attempts: int = Field(3, ge=1, le=20, validation_alias="SMTP_SEND_ATTEMPTS")
+    retry_backoff_seconds: float = Field(2.0, ge=0, validation_alias="SMTP_RETRY_BACKOFF_SECONDS")
+    retry_max_backoff_seconds: float = Field(
+        60.0, ge=0, validation_alias="SMTP_RETRY_MAX_BACKOFF_SECONDS"
+    )
+    stop_grace_seconds: float = Field(30.0, ge=1)
+
+    @property
+    def claim_lease_seconds(self) -> float:
+        """Longer than one send can take: connect, EHLO, STARTTLS, AUTH, DATA each time out."""
+        return self.smtp_timeout_seconds * 6 + 10
+
+    @model_validator(mode="after")
+    def _a_mail_server_that_can_work(self) -> Self:
+        if self.smtp_password and self.smtp_security == "none" and not _is_loopback(self.smtp_host):
+            raise ValueError(
+                "SMTP_SECURITY=none would send GMAIL_PASSWORD unencrypted to "
+                f"{self.smtp_host}; use starttls or ssl"
+            )
+        if self.production and self.smtp_host == GMAIL_HOST and not self.smtp_password:
+            raise ValueError("GMAIL_PASSWORD is not set (Gmail needs an app password)")
+        return self
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """The notification service's settings from `environ` (default: os.environ)."""
+    return Settings.read(environ)

@@ -67,9 +67,9 @@ class Sender:
         s = self._settings
         if s.smtp_security == "ssl":
             return smtplib.SMTP_SSL(
-                s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=self._tls
+                s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds, context=self._tls
             )
-        connection = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+        connection = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds)
         if s.smtp_security == "starttls":
             try:
                 connection.starttls(context=self._tls)

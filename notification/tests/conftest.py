@@ -172,7 +172,7 @@ def environ(request):
         "MONGODB_DB": "mp3test_no_database",
         "MP3_QUEUE": "test.notify.no-queue",
         "PUBLIC_URL": "http://mp3converter.com",
-        "SMTP_TIMEOUT": "3",
+        "SMTP_TIMEOUT_SECONDS": "3",
         "SMTP_RETRY_BACKOFF_SECONDS": "0.1",
         "SMTP_RETRY_MAX_BACKOFF_SECONDS": "0.4",
     }

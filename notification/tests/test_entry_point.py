@@ -28,4 +28,4 @@ def test_bad_settings_print_one_line_and_exit_non_zero():
     [line] = done.stderr.splitlines()
     assert line.startswith("notification cannot start: ")
     assert "RABBITMQ_URL logs in as RabbitMQ's guest account" in line
-    assert "MONGODB_URI is not set" in line and "SMTP_PORT must be a whole number" in line
+    assert "MONGODB_URI is not set" in line and "SMTP_PORT: input should be a valid integer" in line

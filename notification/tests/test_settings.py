@@ -47,11 +47,17 @@ def test_the_default_port_follows_the_security(security, port):
         ({"GMAIL_PASSWORD": ""}, "GMAIL_PASSWORD is not set (Gmail needs an app password)"),
         ({"RABBITMQ_URL": ""}, "RABBITMQ_URL is not set"),
         ({"MONGODB_URI": ""}, "MONGODB_URI is not set"),
-        ({"SMTP_SECURITY": "tls"}, "SMTP_SECURITY must be one of starttls, ssl, none"),
-        ({"SMTP_PORT": "smtp"}, "SMTP_PORT must be a whole number"),
-        ({"SMTP_PORT": "70000"}, "SMTP_PORT must be between 1 and 65535"),
-        ({"SMTP_TIMEOUT": "0"}, "SMTP_TIMEOUT must be at least 1.0"),
-        ({"SMTP_SEND_ATTEMPTS": "0"}, "SMTP_SEND_ATTEMPTS must be between 1 and 20"),
+        ({"SMTP_SECURITY": "tls"}, "SMTP_SECURITY: input should be 'starttls', 'ssl' or 'none'"),
+        ({"SMTP_PORT": "smtp"}, "SMTP_PORT: input should be a valid integer"),
+        ({"SMTP_PORT": "70000"}, "SMTP_PORT: input should be less than or equal to 65535"),
+        (
+            {"SMTP_TIMEOUT_SECONDS": "0"},
+            "SMTP_TIMEOUT_SECONDS: input should be greater than",
+        ),
+        (
+            {"SMTP_SEND_ATTEMPTS": "0"},
+            "SMTP_SEND_ATTEMPTS: input should be greater than",
+        ),
         ({"PUBLIC_URL": "mp3converter.com"}, "PUBLIC_URL must start with http:// or https://"),
         (
             {"SMTP_SECURITY": "none", "SMTP_HOST": "mail.example.com"},
@@ -72,6 +78,10 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(SettingsError) as raised:
         load(PRODUCTION | {"GMAIL_ADDRESS": "", "SMTP_PORT": "x", "SMTP_SECURITY": "tls"})
     assert str(raised.value).count(";") == 2
+
+
+def test_the_old_name_of_the_smtp_timeout_still_works():
+    assert load(PRODUCTION | {"SMTP_TIMEOUT": "7"}).smtp_timeout_seconds == 7.0
 
 
 def test_a_local_relay_without_tls_or_password_is_fine():

@@ -103,7 +103,7 @@ def test_a_server_that_never_answers_times_out(environ):
         settings = make_settings(
             environ
             | {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "SMTP_SECURITY": "none"}
-            | {"SMTP_TIMEOUT": "1"}
+            | {"SMTP_TIMEOUT_SECONDS": "1"}
         )
         started = time.monotonic()
         with pytest.raises(TransientSendError, match="timed out"):
