@@ -45,13 +45,13 @@ ENVS := $(VENV)/.installed $(if $(MONGODB_URI),,$(MONGO_VENV)/.installed)
 run: $(ENVS) ## install what is missing, start the whole system, print how to try it
 	dev/stack.sh up
 
-stop: ## stop exactly what `make run` started
+stop: ## stop exactly what `make run` started (supervisord and its programs; the stores if it started them)
 	dev/stack.sh down
 
-status: ## what runs
+status: ## what runs: supervisorctl status, then MariaDB and RabbitMQ
 	dev/stack.sh status
 
-logs: ## follow every service's log (var/log/)
+logs: ## follow every log (var/log/, one per program)
 	tail -n 20 -F var/log/*.log
 
 mail: ## list the mails the local SMTP sink received (var/mail/)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole mp3converter system on one machine, for development and tests.
+# The whole mp3converter system on one machine, for development and tests: what must be
+# set up around the processes. supervisord (dev/supervisord.conf) runs the processes.
 #
 #   dev/stack.sh deps     install the apt packages that are missing (idempotent)
 #   dev/stack.sh up       start what is not running, reuse what is, print how to try it
@@ -8,9 +9,16 @@
 #   dev/stack.sh status   what runs, and who started it
 #
 # MariaDB and RabbitMQ already answering on their standard ports are reused (and then
-# never stopped by `down`); otherwise they are installed with apt and started. MongoDB:
-# MONGODB_URI when set, else the mongoeco stand-in (dev/mongo_server.py). Mail goes to a
-# local SMTP sink that keeps every message in var/mail (see `make mail`).
+# never stopped by `down`); otherwise they are installed with apt and started. Then the
+# settings (var/dev.env), the database and the accounts; then supervisord, which runs the
+# MongoDB stand-in (unless MONGODB_URI is set), a local SMTP sink that keeps every message
+# in var/mail (see `make mail`), and the services, each logging to var/log/NAME.log.
+#
+# `up` again keeps what runs, with three exceptions. A file of the services' code (auth/,
+# gateway/, converter/, notification/, common/) newer than their last start, after an edit
+# or a `git pull`: the services are restarted. dev/supervisord.conf changed: supervisord
+# applies it (`supervisorctl update`). The settings changed (var/dev.env, CONVERTERS,
+# MONGODB_URI, the stand-in's launcher): supervisord and everything it runs restart.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,8 +28,11 @@ LOGS="$VAR/log"
 ENV_FILE="$VAR/dev.env"
 VENV="$ROOT/.venv"
 MONGO_VENV="$ROOT/.venv-mongo"
-SMTP_SINK_PORT=${SMTP_SINK_PORT:-1025}
-MONGO_PORT=${MONGO_PORT:-27017}
+CONF="$ROOT/dev/supervisord.conf"
+# dev/supervisord.conf reads these from the environment too.
+export SMTP_SINK_PORT=${SMTP_SINK_PORT:-1025}
+export MONGO_PORT=${MONGO_PORT:-27017}
+export CONVERTERS=${CONVERTERS:-2}
 SEED_EMAIL="assylbek@email.com"
 SEED_PASSWORD="Admin123"
 
@@ -40,7 +51,11 @@ wait_port() { # PORT SECONDS WHAT
     done
 }
 
-alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+ctl() { "$VENV/bin/supervisorctl" -c "$CONF" "$@"; }
+
+supervised() { [ -x "$VENV/bin/supervisorctl" ] && ctl pid >/dev/null 2>&1; }
+
+state() { ctl status "$1" 2>/dev/null | awk '{print $2}' || true; } # PROGRAM: RUNNING, STOPPED, …
 
 cmd_deps() {
     # Build dependencies of mysqlclient, and the stores only when none already answers.
@@ -80,38 +95,6 @@ start_rabbitmq() {
             say "RabbitMQ: management UI not on 15672 and rabbitmq-plugins not here; skipped"
         fi
     fi
-}
-
-start_mongo() {
-    if [ -n "${USER_MONGODB_URI:-}" ]; then say "MongoDB: using MONGODB_URI"; return; fi
-    local print
-    print=$( (sha256sum dev/mongo_server.py dev/requirements-mongo.txt; echo "$MONGODB_USER:$MONGODB_PASSWORD") \
-        | sha256sum | cut -c1-16)
-    if alive mongo; then
-        if [ "$(cat "$RUN/mongo.fingerprint" 2>/dev/null)" = "$print" ]; then
-            say "MongoDB stand-in: already running"; return
-        fi
-        say "MongoDB stand-in: its launcher changed, restarting (it keeps nothing)"
-        stop_pid mongo
-    fi
-    if port_open "$MONGO_PORT"; then
-        say "MongoDB: reusing what answers on 127.0.0.1:$MONGO_PORT"; return
-    fi
-    [ -x "$MONGO_VENV/bin/python" ] || die "no $MONGO_VENV; run 'make run' (it builds it)"
-    say "MongoDB stand-in (mongoeco, in memory, dev/test only): starting on $MONGO_PORT"
-    spawn mongo "exec '$MONGO_VENV/bin/python' dev/mongo_server.py --host 127.0.0.1 --port $MONGO_PORT --user '$MONGODB_USER@mp3converter:MONGODB_PASSWORD'"
-    echo "$print" >"$RUN/mongo.fingerprint"
-    wait_port "$MONGO_PORT" 30 "the MongoDB stand-in"
-}
-
-start_smtp_sink() {
-    if alive smtp-sink; then say "SMTP sink: already running"; return; fi
-    port_open "$SMTP_SINK_PORT" && die "port $SMTP_SINK_PORT is taken; set SMTP_SINK_PORT"
-    # The maildir's own folders: aiosmtpd's Mailbox only makes them when var/mail is new.
-    mkdir -p "$VAR/mail/cur" "$VAR/mail/new" "$VAR/mail/tmp"
-    say "SMTP sink: starting on $SMTP_SINK_PORT, mail kept in var/mail"
-    spawn smtp-sink "exec '$VENV/bin/python' -m aiosmtpd -n -l 127.0.0.1:$SMTP_SINK_PORT -c aiosmtpd.handlers.Mailbox '$VAR/mail'"
-    wait_port "$SMTP_SINK_PORT" 30 "the SMTP sink"
 }
 
 ensure_rabbitmq_account() { # the services' account the manifests name (RABBITMQ_USER)
@@ -192,93 +175,91 @@ bootstrap_database() {
         | "$VENV/bin/flask" --app server create-user "$SEED_EMAIL" --password-stdin --exist-ok >/dev/null)
 }
 
-# --- the services ----------------------------------------------------------------------
+# --- the processes: supervisord -------------------------------------------------------
 
-spawn() { # NAME COMMAND: start in its own session, pid in var/run, output in var/log
-    local name=$1 command=$2
-    (cd "$ROOT" && exec setsid bash -c "$command" >>"$LOGS/$name.log" 2>&1 </dev/null) &
-    echo $! >"$RUN/$name.pid"
+settings_print() { # what supervisord's programs were started with; a change restarts them all
+    { cat "$ENV_FILE" dev/mongo_server.py dev/requirements-mongo.txt
+      echo "CONVERTERS=$CONVERTERS MONGODB_URI=${USER_MONGODB_URI:-}"; } | sha256sum
 }
 
-fingerprint() { # the content of a service's folder and of common/, so edits restart it
-    (cd "$ROOT" && find "$1" common -type f \( -name '*.py' -o -name '*.sql' -o -name '*.txt' \) \
-        -not -path '*/tests/*' -not -path '*/__pycache__/*' -not -path 'common/testing/*' \
-        -not -path '*.egg-info/*' -print0 | sort -z \
-        | xargs -0 sha256sum | sha256sum | cut -c1-16)
+code_changed() { # a file of the services' code newer than their last start?
+    [ -f "$RUN/services.started" ] || return 0
+    [ -n "$(find auth gateway converter notification common \
+        \( -name tests -o -name __pycache__ -o -name '*.egg-info' -o -path common/testing \) \
+        -prune -o -type f \( -name '*.py' -o -name '*.sql' -o -name '*.txt' \) \
+        -newer "$RUN/services.started" -print -quit)" ]
 }
 
-stop_pid() { # NAME: TERM the process group, then KILL after 15 s
-    local name=$1 pid
-    pid=$(cat "$RUN/$name.pid")
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-        kill -KILL -- "-$pid" 2>/dev/null || true
+start_supervisord() {
+    export MONGO_STANDIN=true
+    if [ -n "${USER_MONGODB_URI:-}" ]; then
+        say "MongoDB: using MONGODB_URI"; MONGO_STANDIN=false
+    elif port_open "$MONGO_PORT"; then
+        say "MongoDB: reusing what answers on 127.0.0.1:$MONGO_PORT"; MONGO_STANDIN=false
+    else
+        [ -x "$MONGO_VENV/bin/python" ] || die "no $MONGO_VENV; run 'make run' (it builds it)"
+        say "MongoDB stand-in (mongoeco, in memory, dev/test only) on $MONGO_PORT"
     fi
-    rm -f "$RUN/$name.pid" "$RUN/$name.fingerprint"
+    port_open "$SMTP_SINK_PORT" && die "port $SMTP_SINK_PORT is taken; set SMTP_SINK_PORT"
+    # The maildir's own folders: aiosmtpd's Mailbox only makes them when var/mail is new.
+    mkdir -p "$VAR/mail/cur" "$VAR/mail/new" "$VAR/mail/tmp" "$VAR/prom/auth" "$VAR/prom/gateway"
+    say "supervisord: starting what dev/supervisord.conf runs"
+    settings_print >"$RUN/settings.sha256"
+    touch "$RUN/services.started"
+    "$VENV/bin/supervisord" -c "$CONF" # returns once its socket listens
 }
 
-wait_ready() { # NAME URL
-    local deadline=$((SECONDS + 60))
-    [ "$2" = "-" ] && return 0
+stop_supervisord() { # and everything it runs (each program TERM, KILL after 15 s)
+    local pid
+    pid=$(cat "$RUN/supervisord.pid")
+    ctl shutdown >/dev/null
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
+    die "supervisord (pid $pid) still runs 60 s after shutdown"
+}
+
+start_processes() { # supervisord as `up` left it: started, or brought up to date
+    [[ $CONVERTERS =~ ^[1-9]$ ]] || die "CONVERTERS must be 1 to 9 (converter-N serves metrics on 9110+N), not '$CONVERTERS'"
+    if ! supervised; then start_supervisord; return; fi
+    if [ "$(settings_print)" != "$(cat "$RUN/settings.sha256" 2>/dev/null)" ]; then
+        say "settings changed (var/dev.env, CONVERTERS, MONGODB_URI or the MongoDB stand-in): restarting everything supervisord runs"
+        stop_supervisord
+        start_supervisord
+        return
+    fi
+    say "supervisord: already running"
+    ctl update # applies what changed in dev/supervisord.conf
+    if code_changed; then
+        say "services: code changed since they started, restarting"
+        touch "$RUN/services.started"
+        ctl restart 'services:*' >/dev/null || true # wait_ready tells what failed
+    else
+        ctl start 'services:*' >/dev/null || true # the ones `stores` stopped
+    fi
+}
+
+wait_ready() { # PROGRAM URL: until URL answers; a program supervisord gave up on fails
+    local deadline=$((SECONDS + 60)) log="$LOGS/${1#services:}.log"
     until curl -fsS -o /dev/null --max-time 2 "$2" 2>/dev/null; do
-        alive "$1" || die "$1 exited while starting; see var/log/$1.log:
-$(tail -n 20 "$LOGS/$1.log")"
-        [ $SECONDS -lt $deadline ] || die "$1 not ready at $2 within 60 s; see var/log/$1.log"
+        case $(state "$1") in FATAL | EXITED)
+            die "$1 exited while starting; see ${log#"$ROOT/"}:
+$(tail -n 20 "$log")" ;;
+        esac
+        [ $SECONDS -lt $deadline ] || die "$1 not ready at $2 within 60 s; see ${log#"$ROOT/"}"
         sleep 0.3
     done
 }
 
-start_services() {
-    local name url command print
-    while read -r name url command; do
-        case "$name" in ''|'#'*) continue ;; esac
-        print="$(fingerprint "${name%%-*}")-$(printf '%s' "$command" | sha256sum | cut -c1-8)"
-        if alive "$name"; then
-            if [ "$(cat "$RUN/$name.fingerprint" 2>/dev/null)" = "$print" ]; then
-                say "$name: already running"; continue
-            fi
-            say "$name: code changed, restarting"
-            stop_pid "$name"
-        fi
-        say "$name: starting"
-        spawn "$name" "$command"
-        echo "$print" >"$RUN/$name.fingerprint"
-        wait_ready "$name" "$url"
-    done < <(service_lines)
-    stop_surplus
+wait_stand_ins() {
+    [ -n "${USER_MONGODB_URI:-}" ] || wait_port "$MONGO_PORT" 30 "the MongoDB stand-in"
+    wait_port "$SMTP_SINK_PORT" 30 "the SMTP sink"
 }
 
-# dev/services without comments. A COMMAND starting with @VAR=N stands for N copies,
-# NAME-1 .. NAME-N, or as many as the variable VAR says (CONVERTERS=3 make run); {n} in
-# such a COMMAND or READY-URL becomes the copy's number (e.g. a port of its own:
-# $((9110 + {n})) in the command, 911{n} in the URL).
-service_lines() {
-    local name url command var count i
-    while read -r name url command; do
-        case "$name" in ''|'#'*) continue ;; esac
-        if [[ $command =~ ^@([A-Z_]+)=([0-9]+)[[:space:]]+(.*)$ ]]; then
-            var=${BASH_REMATCH[1]} count=${BASH_REMATCH[2]} command=${BASH_REMATCH[3]}
-            count=${!var:-$count}
-            [[ $count =~ ^[0-9]+$ ]] || die "$var must be a number of processes, not '$count'"
-            for ((i = 1; i <= count; i++)); do
-                printf '%s %s %s\n' "$name-$i" "${url//\{n\}/$i}" "${command//\{n\}/$i}"
-            done
-        else
-            printf '%s %s %s\n' "$name" "$url" "$command"
-        fi
-    done <"$ROOT/dev/services"
-}
-
-stop_surplus() { # what runs but is no longer wanted (e.g. CONVERTERS went down)
-    local pidfile name
-    for pidfile in "$RUN"/*.pid; do
-        [ -e "$pidfile" ] || continue
-        name=$(basename "$pidfile" .pid)
-        case "$name" in smtp-sink|mongo) continue ;; esac
-        service_lines | awk '{print $1}' | grep -qx "$name" && continue
-        say "$name: no longer in dev/services, stopping"
-        stop_pid "$name"
+wait_services() {
+    wait_ready services:auth http://127.0.0.1:5000/readyz
+    wait_ready services:gateway http://127.0.0.1:8080/readyz
+    wait_ready services:notification http://127.0.0.1:9103/metrics
+    for ((i = 1; i <= CONVERTERS; i++)); do
+        wait_ready "services:converter-$i" "http://127.0.0.1:$((9110 + i))/metrics"
     done
 }
 
@@ -320,34 +301,31 @@ start_stores() { # the stores, their accounts, the settings
     start_rabbitmq
     write_env_file
     load_env
-    start_mongo
-    start_smtp_sink
     ensure_rabbitmq_account
     bootstrap_database
 }
 
 cmd_up() {
     start_stores
-    start_services
+    start_processes
+    wait_stand_ins
+    wait_services
+    ctl status
     print_usage
 }
 
 cmd_stores() { # the stores and accounts of `up`, without the services (make image-test)
     start_stores
+    start_processes
     # The images take their place: their ports, and their queues' messages.
-    local name
-    for name in $(service_lines | awk '{print $1}'); do
-        if alive "$name"; then say "stopping $name (the images take its place)"; stop_pid "$name"; fi
-    done
+    say "stopping the services (the images take their place)"
+    ctl stop 'services:*' >/dev/null || true
+    wait_stand_ins
 }
 
 cmd_down() {
-    local name
     mkdir -p "$RUN"
-    for name in $( (service_lines | awk '{print $1}'; cd "$RUN" && ls -- *.pid 2>/dev/null \
-        | sed 's/\.pid$//' | grep -vx 'smtp-sink\|mongo'; echo smtp-sink; echo mongo) ); do
-        if [ -f "$RUN/$name.pid" ]; then say "stopping $name"; stop_pid "$name"; fi
-    done
+    if supervised; then say "stopping supervisord and everything it runs"; stop_supervisord; fi
     if [ -f "$RUN/started-rabbitmq" ]; then
         say "stopping RabbitMQ (this stack started it)"
         as_root rabbitmqctl stop >/dev/null 2>&1 || as_root service rabbitmq-server stop || true
@@ -362,11 +340,7 @@ cmd_down() {
 }
 
 cmd_status() {
-    local name
-    for name in $( (service_lines | awk '{print $1}'; echo smtp-sink; echo mongo) ); do
-        if alive "$name"; then echo "$name: running (pid $(cat "$RUN/$name.pid"))"
-        else echo "$name: stopped"; fi
-    done
+    if supervised; then ctl status || true; else echo "supervisord: not running"; fi
     port_open 3306 && echo "MariaDB: up$([ -f "$RUN/started-mariadb" ] && echo ', started by us')"
     port_open 5672 && echo "RabbitMQ: up$([ -f "$RUN/started-rabbitmq" ] && echo ', started by us')"
     return 0

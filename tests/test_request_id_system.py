@@ -1,7 +1,7 @@
 """One request id follows a job through every service's log, and the consumers' metrics
 count it: an upload through the running stack's gateway with `X-Request-ID`, then
-var/log/*.log (what `make run` writes) and the metrics ports dev/services gives the
-consumers (notification 9103, converter-N 9110+N).
+var/log/*.log (what `make run` writes) and the metrics ports dev/supervisord.conf gives
+the consumers (notification 9103, converter-N 9110+N).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ CONVERTER_METRICS = [f"http://127.0.0.1:{9110 + n}/metrics" for n in range(1, CO
 pytestmark = [
     pytest.mark.stack,  # drives the stack make run started
     pytest.mark.skipif(
-        "notification" not in (ROOT / "dev" / "services").read_text(),
+        "[program:notification]" not in (ROOT / "dev" / "supervisord.conf").read_text(),
         reason="the whole flow needs the converter and notification in make run",
     ),
 ]
