@@ -60,10 +60,10 @@ TARGETS = {
 }
 
 #: Enough for server.py to build its app without a database, a broker or the dev stack's
-#: settings: the development defaults, and no background sweeper thread.
+#: settings: the development defaults, and no background outbox relay thread.
 PROBE_ENVIRONMENT = {
     "APP_ENV": "development",
-    "STRANDED_JOB_SWEEP_SECONDS": "0",
+    "OUTBOX_RELAY_INTERVAL_SECONDS": "0",
     "LOG_LEVEL": "warning",
     "PATH": os.defpath,
     "LANG": "C.UTF-8",

@@ -1,15 +1,30 @@
 """Conversion jobs in MongoDB: the record the gateway, converter and notifier share.
 
-A job's `_id` is the GridFS id of the uploaded video, the `fid` the upload answers with,
-the mail names and /status and /download take. Its life: queued → converting → done |
-failed; `notified_at` is set once its mail has gone, so a redelivered message sends none.
-Every transition is one conditional update, so a redelivered or duplicated message
-cannot move a finished job backwards.
+A job is one uploaded video and what became of it, one document in the `jobs` collection,
+read as a `Job`. Its id (`job_id` in the code, `_id` in MongoDB) is the GridFS id of the
+uploaded video: the `fid` the upload answers with and /status and /download take, and the
+`video_fid` of the messages. Its person is the `owner` (`username` in the messages, `sub`
+in the token).
+
+Its life (each arrow one conditional update, so a redelivered or duplicated message cannot
+move a finished job backwards)::
+
+    queued ──start──▶ converting ──finish──▶ done
+       │                  │  ▲
+       │                  │  └─ start again: a redelivery after a failed, handed-back or
+       │                  │     crashed attempt (`attempts` counts the starts)
+       └──────fail────────┴──────fail──────▶ failed (with a `reason` for its owner)
+
+Alongside: `published_at` once the broker confirmed its `video` message (the outbox relay
+publishes the jobs that never got one); `notified_at` once its mail has gone, so a
+redelivered `mp3` message sends none.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from enum import StrEnum
 from typing import Any
 
 from bson import ObjectId
@@ -17,9 +32,29 @@ from bson.errors import InvalidId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 
-QUEUED, CONVERTING, DONE, FAILED = "queued", "converting", "done", "failed"
-STATES = (QUEUED, CONVERTING, DONE, FAILED)
+
+class State(StrEnum):
+    QUEUED = "queued"
+    CONVERTING = "converting"
+    DONE = "done"
+    FAILED = "failed"
+
+
+QUEUED, CONVERTING, DONE, FAILED = State.QUEUED, State.CONVERTING, State.DONE, State.FAILED
+STATES = tuple(State)
 FINAL_STATES = (DONE, FAILED)
+
+
+class AttemptEnd(StrEnum):
+    """How a conversion attempt ended without finishing its job, when it could say so.
+
+    Each is counted on the job under its value. An attempt that was started and counted
+    under neither ended without a word: its converter was killed or ran out of memory.
+    """
+
+    FAILED = "failed_attempts"  # an error; the message goes back to the queue
+    HANDED_BACK = "handed_back"  # the converter was stopping (SIGTERM); not the file's fault
+
 
 #: GridFS buckets: uploads and results. 1 MiB chunks: 4x fewer round trips than the
 #: 255 KiB default, still far below the 16 MiB document limit.
@@ -42,6 +77,83 @@ def parse_id(text: str | None) -> ObjectId | None:
         return None
 
 
+@dataclasses.dataclass(frozen=True)
+class NotifyClaim:
+    """A notifier's right to send the job's mail, until `until` (UTC)."""
+
+    by: str
+    until: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One document of the `jobs` collection (see the module docstring for its life).
+
+    Times are UTC datetimes; sizes in bytes; durations in seconds.
+    """
+
+    id: ObjectId
+    owner: str
+    state: State
+    filename: str | None = None
+    #: The uploaded video's size and its detected media type.
+    size: int | None = None
+    content_type: str | None = None
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    #: The upload's X-Request-ID, carried into every service's logs for this job.
+    request_id: str | None = None
+    # --- the outbox: is the `video` message confirmed by the broker? --------------------
+    published_at: dt.datetime | None = None
+    republished: bool = False
+    # --- the converter's attempts ---------------------------------------------------------
+    #: How many times a converter started the job.
+    attempts: int = 0
+    failed_attempts: int = 0
+    handed_back: int = 0
+    #: The id of every MP3 an attempt began to store (to remove what a dead one left).
+    mp3_uploads: tuple[ObjectId, ...] = ()
+    # --- the result -----------------------------------------------------------------------
+    mp3_fid: ObjectId | None = None
+    mp3_size: int | None = None
+    duration_seconds: float | None = None
+    #: Why the job failed, written for its owner.
+    reason: str | None = None
+    # --- the mail -------------------------------------------------------------------------
+    notify_claim: NotifyClaim | None = None
+    #: Why the last try to send the mail failed.
+    notify_error: str | None = None
+    notified_at: dt.datetime | None = None
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> Job:
+        """The job in a `jobs` document; fields it does not know are ignored."""
+        known = {field.name for field in dataclasses.fields(cls)} - {"id"}
+        values = {key: value for key, value in document.items() if key in known}
+        values["state"] = State(document["state"])
+        values["mp3_uploads"] = tuple(document.get("mp3_uploads") or ())
+        if claim := document.get("notify_claim"):
+            values["notify_claim"] = NotifyClaim(by=claim["by"], until=claim["until"])
+        return cls(id=document["_id"], **values)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def crashed_attempts(self) -> int:
+        """Attempts before the current one that ended without a word (see AttemptEnd).
+
+        The current attempt is the last one started, so it is not counted.
+        """
+        return max(self.attempts - 1 - self.failed_attempts - self.handed_back, 0)
+
+
+def _job(document: dict[str, Any] | None) -> Job | None:
+    return None if document is None else Job.from_document(document)
+
+
 class Jobs:
     def __init__(self, database: Database) -> None:
         self.collection = database["jobs"]
@@ -61,8 +173,8 @@ class Jobs:
         size: int,
         content_type: str | None,
         request_id: str | None,
-    ) -> dict[str, Any]:
-        job = {
+    ) -> Job:
+        document = {
             "_id": job_id,
             "owner": owner,
             "filename": filename,
@@ -74,20 +186,22 @@ class Jobs:
             "request_id": request_id,
             "attempts": 0,
         }
-        self.collection.insert_one(job)
-        return job
+        self.collection.insert_one(document)
+        return Job.from_document(document)
 
     def mark_published(self, job_id: ObjectId) -> None:
         """The broker confirmed the job's `video` message (see `claim_unpublished`)."""
         self.collection.update_one({"_id": job_id}, {"$set": {"published_at": now()}})
 
-    def claim_unpublished(self, created_before: dt.datetime) -> dict[str, Any] | None:
+    def claim_unpublished(self, created_before: dt.datetime) -> Job | None:
         """A queued job whose message was never confirmed (its gateway worker died between
         writing it and publishing), claimed for republishing by exactly one caller."""
-        return self.collection.find_one_and_update(
-            {"state": QUEUED, "published_at": None, "created_at": {"$lt": created_before}},
-            {"$set": {"published_at": now(), "republished": True}},
-            return_document=ReturnDocument.AFTER,
+        return _job(
+            self.collection.find_one_and_update(
+                {"state": QUEUED, "published_at": None, "created_at": {"$lt": created_before}},
+                {"$set": {"published_at": now(), "republished": True}},
+                return_document=ReturnDocument.AFTER,
+            )
         )
 
     def unmark_published(self, job_id: ObjectId) -> None:
@@ -96,39 +210,46 @@ class Jobs:
     def delete(self, job_id: ObjectId) -> None:
         self.collection.delete_one({"_id": job_id})
 
-    def get(self, job_id: ObjectId) -> dict[str, Any] | None:
-        return self.collection.find_one({"_id": job_id})
+    def get(self, job_id: ObjectId) -> Job | None:
+        return _job(self.collection.find_one({"_id": job_id}))
 
-    def for_owner(self, fid: ObjectId, owner: str) -> dict[str, Any] | None:
+    def for_owner(self, file_id: ObjectId, owner: str) -> Job | None:
         """The owner's job by its id or by its MP3's id; None for anyone else's."""
-        return self.collection.find_one({"$or": [{"_id": fid}, {"mp3_fid": fid}], "owner": owner})
+        return _job(
+            self.collection.find_one(
+                {"$or": [{"_id": file_id}, {"mp3_fid": file_id}], "owner": owner}
+            )
+        )
 
-    def list_for_owner(self, owner: str, *, limit: int, skip: int) -> list[dict[str, Any]]:
+    def list_for_owner(self, owner: str, *, limit: int, skip: int) -> list[Job]:
         cursor = (
             self.collection.find({"owner": owner})
             .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
             .skip(skip)
             .limit(limit)
         )
-        return list(cursor)
+        return [Job.from_document(document) for document in cursor]
 
     def count_for_owner(self, owner: str) -> int:
         return self.collection.count_documents({"owner": owner})
 
     # --- the converter -----------------------------------------------------------------
 
-    def start(self, job_id: ObjectId) -> dict[str, Any] | None:
-        """Mark the job converting; None when it is already final (a redelivery)."""
-        return self.collection.find_one_and_update(
-            {"_id": job_id, "state": {"$in": [QUEUED, CONVERTING]}},
-            {"$set": {"state": CONVERTING, "updated_at": now()}, "$inc": {"attempts": 1}},
-            return_document=ReturnDocument.AFTER,
+    def start(self, job_id: ObjectId) -> Job | None:
+        """Mark the job converting and count the attempt; None when it is already final
+        (a redelivery)."""
+        return _job(
+            self.collection.find_one_and_update(
+                {"_id": job_id, "state": {"$in": [QUEUED, CONVERTING]}},
+                {"$set": {"state": CONVERTING, "updated_at": now()}, "$inc": {"attempts": 1}},
+                return_document=ReturnDocument.AFTER,
+            )
         )
 
-    def note_attempt_end(self, job_id: ObjectId, how: str) -> None:
-        """Count an attempt that ended without finishing the job but with a word about it
-        (`failed_attempts`, `handed_back`); attempts not counted so ended in a crash."""
-        self.collection.update_one({"_id": job_id}, {"$inc": {how: 1}})
+    def note_attempt_end(self, job_id: ObjectId, how: AttemptEnd) -> None:
+        """Count an attempt that ended without finishing the job but with a word about it;
+        `Job.crashed_attempts` counts the others."""
+        self.collection.update_one({"_id": job_id}, {"$inc": {AttemptEnd(how).value: 1}})
 
     def note_mp3_upload(self, job_id: ObjectId, mp3_fid: ObjectId) -> None:
         """Record an MP3's id on the job before its first chunk is written, so that a later
@@ -182,7 +303,7 @@ class Jobs:
 
     def claim_notification(
         self, job_id: ObjectId, claimant: str, *, lease_seconds: float
-    ) -> dict[str, Any] | None:
+    ) -> Job | None:
         """Take the right to send a finished job's mail for `lease_seconds`.
 
         None when the job is not finished, already notified, or someone else's claim is
@@ -190,7 +311,7 @@ class Jobs:
         thus send one mail; a claimant that died frees the job when its lease runs out.
         """
         moment = now()
-        return self.collection.find_one_and_update(
+        document = self.collection.find_one_and_update(
             {
                 "_id": job_id,
                 "state": {"$in": list(FINAL_STATES)},
@@ -211,6 +332,7 @@ class Jobs:
             },
             return_document=ReturnDocument.AFTER,
         )
+        return _job(document)
 
     def release_notification(
         self, job_id: ObjectId, claimant: str, *, error: str | None = None
@@ -233,24 +355,26 @@ class Jobs:
         return result.modified_count == 1
 
 
-def public_view(job: dict[str, Any]) -> dict[str, Any]:
-    """What the owner may see of a job, JSON-ready."""
+def public_view(job: Job) -> dict[str, Any]:
+    """What the owner may see of a job, JSON-ready: {"fid", "filename", "size", "state",
+    "created_at", "updated_at"} (ISO 8601, UTC), and when done {"mp3_fid", "mp3_size",
+    "duration_seconds"}, when failed {"reason"}."""
     view = {
-        "fid": str(job["_id"]),
-        "filename": job.get("filename"),
-        "size": job.get("size"),
-        "state": job["state"],
-        "created_at": _iso(job.get("created_at")),
-        "updated_at": _iso(job.get("updated_at")),
+        "fid": str(job.id),
+        "filename": job.filename,
+        "size": job.size,
+        "state": job.state.value,
+        "created_at": _iso(job.created_at),
+        "updated_at": _iso(job.updated_at),
     }
-    if job["state"] == DONE:
+    if job.state == DONE:
         view.update(
-            mp3_fid=str(job["mp3_fid"]),
-            mp3_size=job.get("mp3_size"),
-            duration_seconds=job.get("duration_seconds"),
+            mp3_fid=str(job.mp3_fid),
+            mp3_size=job.mp3_size,
+            duration_seconds=job.duration_seconds,
         )
-    if job["state"] == FAILED:
-        view["reason"] = job.get("reason")
+    if job.state == FAILED:
+        view["reason"] = job.reason
     return view
 
 
@@ -260,30 +384,3 @@ def _iso(value: dt.datetime | None) -> str | None:
     if value.tzinfo is None:  # pymongo hands back naive UTC unless told otherwise
         value = value.replace(tzinfo=dt.UTC)
     return value.isoformat().replace("+00:00", "Z")
-
-
-# --- the messages between the services ---------------------------------------------------
-# The reference's fields (video_fid, mp3_fid, username) stay; the rest is what a consumer
-# needs without reading the job first.
-
-
-def video_message(job: dict[str, Any]) -> dict[str, Any]:
-    """Gateway → converter, on the `video` queue."""
-    return {
-        "video_fid": str(job["_id"]),
-        "mp3_fid": None,
-        "username": job["owner"],
-        "filename": job.get("filename"),
-    }
-
-
-def mp3_message(job: dict[str, Any]) -> dict[str, Any]:
-    """Converter → notifier, on the `mp3` queue: a finished job, converted or failed."""
-    return {
-        "video_fid": str(job["_id"]),
-        "mp3_fid": str(job["mp3_fid"]) if job.get("mp3_fid") else None,
-        "username": job["owner"],
-        "filename": job.get("filename"),
-        "state": job["state"],
-        "reason": job.get("reason"),
-    }

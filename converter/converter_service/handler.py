@@ -23,6 +23,7 @@ returns are published and confirmed. Its guarantees:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -30,14 +31,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from bson import ObjectId
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from mp3common.amqp import Delivery, HandBack, Outgoing, PermanentError
-from mp3common.jobs import DONE, FAILED, Jobs, mp3_message, parse_id
+from mp3common.jobs import DONE, FAILED, AttemptEnd, Job, Jobs
+from mp3common.messages import Mp3Message, VideoMessage
 
 from . import metrics
 from .extract_audio import Interrupted, Timeouts, UnusableMedia, extract_audio
@@ -69,9 +70,7 @@ class JobHandler:
         )
 
     def __call__(self, delivery: Delivery, stopping: threading.Event) -> list[Outgoing]:
-        job_id = parse_id(str(delivery.body.get("video_fid") or ""))
-        if job_id is None:
-            raise PermanentError(f"the message names no video: {delivery.body!r:.200}")
+        job_id = VideoMessage.parse(delivery.body).job_id
         last_delivery = delivery.last_delivery
         try:
             return self._handle(job_id, stopping, last_delivery=last_delivery)
@@ -79,14 +78,14 @@ class JobHandler:
             raise
         except Interrupted as exc:
             if not last_delivery:
-                self._note_attempt_end(job_id, "handed_back")
+                self._note_attempt_end(job_id, AttemptEnd.HANDED_BACK)
                 raise HandBack(f"job {job_id}: {exc}") from exc
             # Handed back now, it would be dead-lettered with nobody told.
             log.warning("job %s stopped on its last delivery; giving up", job_id)
             raise self._failed(job_id, GAVE_UP, kind="gave_up", detail=str(exc)) from exc
         except Exception as exc:
             if not last_delivery:
-                self._note_attempt_end(job_id, "failed_attempts")
+                self._note_attempt_end(job_id, AttemptEnd.FAILED)
                 raise
             # The broker dead-letters it after this; tell the owner instead of nothing.
             log.exception("job %s failed on its last delivery; giving up", job_id)
@@ -100,8 +99,7 @@ class JobHandler:
         job = self.jobs.start(job_id)
         if job is None:
             return self._already_handled(job_id)
-        attempt = job["attempts"]
-        crashes = attempt - 1 - job.get("failed_attempts", 0) - job.get("handed_back", 0)
+        attempt, crashes = job.attempts, job.crashed_attempts
         if last_delivery and crashes >= CRASHES_BEFORE_GIVING_UP:
             # Trying again would most likely stop this converter too, and then the broker
             # dead-letters the message with nobody told: fail it now, and say so.
@@ -111,7 +109,7 @@ class JobHandler:
                 kind="crashed",
                 detail=f"{crashes} earlier attempts ended without a word",
             )
-        log.info("converting job %s (attempt %d, %s)", job_id, attempt, job.get("filename"))
+        log.info("converting job %s (attempt %d, %s)", job_id, attempt, job.filename)
         started = time.monotonic()
         with tempfile.TemporaryDirectory(
             prefix=f"{WORK_DIR_PREFIX}{os.getpid()}-", dir=self.settings.work_dir
@@ -141,7 +139,7 @@ class JobHandler:
             ffmpeg_seconds = time.monotonic() - ffmpeg_started
             video.unlink()  # the disk a 1 GB video took is free before the upload
             if attempt > 1:  # only a retried job can have MP3s of earlier attempts
-                self.storage.delete_earlier_attempts(job_id, attempt, job.get("mp3_uploads", []))
+                self.storage.delete_earlier_attempts(job_id, attempt, job.mp3_uploads)
             mp3_id = ObjectId()
             self.jobs.note_mp3_upload(job_id, mp3_id)
             self.storage.store_mp3(
@@ -149,7 +147,7 @@ class JobHandler:
                 mp3_id=mp3_id,
                 job_id=job_id,
                 attempt=attempt,
-                filename=_mp3_name(job.get("filename")),
+                filename=_mp3_name(job.filename),
             )
         if not self.jobs.finish(
             job_id,
@@ -176,25 +174,26 @@ class JobHandler:
             audio.duration_seconds,
             job_seconds,
         )
-        return [self._mp3_message({**job, "state": DONE, "mp3_fid": mp3_id})]
+        finished = dataclasses.replace(job, state=DONE, mp3_fid=mp3_id, reason=None)
+        return [self._mp3_message(finished)]
 
     def _already_handled(self, job_id: ObjectId) -> list[Outgoing]:
         """A redelivery of a finished job: report it again only if its owner wasn't told."""
         job = self.jobs.get(job_id)
         if job is None:
             raise PermanentError(f"no job {job_id} (deleted before it was converted)")
-        told = job.get("notified_at") is not None
-        log.info("job %s is already %s (owner mailed: %s)", job_id, job["state"], told)
-        if job["state"] == FAILED:
+        told = job.notified_at is not None
+        log.info("job %s is already %s (owner mailed: %s)", job_id, job.state, told)
+        if job.state == FAILED:
             raise PermanentError(
-                f"job {job_id} failed earlier: {job.get('reason')}",
+                f"job {job_id} failed earlier: {job.reason}",
                 outgoing=[] if told else [self._mp3_message(job)],
             )
         if not self.settings.keep_source_video:
             self.storage.delete_video(job_id)  # in case the last attempt died before it
         return [] if told else [self._mp3_message(job)]
 
-    def _note_attempt_end(self, job_id: ObjectId, how: str) -> None:
+    def _note_attempt_end(self, job_id: ObjectId, how: AttemptEnd) -> None:
         """Best effort: MongoDB may be the very thing that is down."""
         try:
             self.jobs.note_attempt_end(job_id, how)
@@ -213,11 +212,11 @@ class JobHandler:
         if job is None:
             return PermanentError(f"job {job_id} failed and is gone: {reason}")
         return PermanentError(
-            f"job {job_id} failed: {job.get('reason')}", outgoing=[self._mp3_message(job)]
+            f"job {job_id} failed: {job.reason}", outgoing=[self._mp3_message(job)]
         )
 
-    def _mp3_message(self, job: dict[str, Any]) -> Outgoing:
-        return Outgoing(self.settings.mp3_queue, mp3_message(job))
+    def _mp3_message(self, job: Job) -> Outgoing:
+        return Outgoing(self.settings.mp3_queue, Mp3Message.for_job(job).body())
 
 
 def _stop_after_grace(stopping: threading.Event, grace_seconds: float):

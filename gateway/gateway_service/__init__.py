@@ -12,8 +12,8 @@ from mp3common.logs import configure_logging
 
 from . import settings as settings_module
 from . import views
+from .outbox import OutboxRelay
 from .services import Services
-from .sweeper import Sweeper
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
@@ -24,12 +24,12 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(SETTINGS=settings)
     app.extensions["gateway"] = services = Services.build(settings)
-    if settings.stranded_job_sweep_seconds:
-        Sweeper(
+    if settings.outbox_relay_interval_seconds:
+        OutboxRelay(
             services.storage,
             services.publisher,
-            interval_seconds=settings.stranded_job_sweep_seconds,
-            older_than_seconds=settings.stranded_job_age_seconds,
+            interval_seconds=settings.outbox_relay_interval_seconds,
+            older_than_seconds=settings.outbox_relay_age_seconds,
         ).start()
     register_error_handlers(app)
     instrument(app, "gateway", settings.metrics_port)

@@ -11,9 +11,9 @@ import logging
 import requests
 from requests.adapters import HTTPAdapter
 
-from mp3common.http import ApiError
 from mp3common.logs import request_id
 
+from .errors import AuthUnavailable, NotAuthenticated
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 _PASSED_THROUGH = ("Content-Type", "WWW-Authenticate")
 
 
-def _unavailable() -> ApiError:
-    return ApiError(
-        503, "auth_unavailable", "The login service is unavailable; try again in a moment."
+def _unavailable() -> AuthUnavailable:
+    return AuthUnavailable(
+        "auth_unavailable", "The login service is unavailable; try again in a moment."
     )
 
 
@@ -58,17 +58,20 @@ class AuthClient:
         return answer.content, answer.status_code, headers
 
     def user_for(self, authorization: str | None) -> str:
-        """The email the Bearer token in `authorization` was issued to; 401 when none."""
+        """The email the Bearer token in `authorization` was issued to.
+
+        Raises NotAuthenticated (no token, or one auth refused, with auth's own reason) or
+        AuthUnavailable.
+        """
         if not authorization or not authorization.strip():
-            raise ApiError(
-                401,
+            raise NotAuthenticated(
                 "missing_token",
                 "Send the token from /login as 'Authorization: Bearer <token>'.",
             )
         answer = self._post("/validate", authorization)
         if answer.status_code == 401:
             error, message = _error_of(answer)
-            raise ApiError(401, error, message)
+            raise NotAuthenticated(error, message)
         if answer.status_code != 200:
             log.error("auth /validate answered %s", answer.status_code)
             raise _unavailable()

@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from typing import Any
 
 from mp3common.amqp import Publisher
-from mp3common.jobs import video_message
+from mp3common.jobs import Job
+from mp3common.messages import VideoMessage
 
 from .settings import Settings
 
@@ -45,9 +45,9 @@ class JobPublisher:
                 self._pid = os.getpid()
             return self._publisher
 
-    def publish_job(self, job: dict[str, Any]) -> None:
-        """Publish the job for the converter; raises PublishError unless confirmed."""
-        self._current.publish(self._settings.video_queue, video_message(job))
+    def publish_job(self, job: Job) -> None:
+        """Publish the job's `video` message; raises PublishError unless confirmed."""
+        self._current.publish(self._settings.video_queue, VideoMessage.for_job(job).body())
 
     def check(self) -> None:
         self._current.check()

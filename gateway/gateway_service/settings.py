@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, AliasChoices, Field, field_validator
 
 from mp3common.settings import BrokerSettings, DevDefault, StoreSettings
 
@@ -45,9 +45,20 @@ class Settings(BrokerSettings, StoreSettings):
     #: The largest upload taken, in bytes (default 2 GiB).
     max_upload_bytes: int = Field(2 * GiB, ge=1)
     #: How often the outbox relay looks for jobs stored but never queued (0 = never).
-    stranded_job_sweep_seconds: int = Field(60, ge=0)
-    #: How old such a job must be before the relay queues it again.
-    stranded_job_age_seconds: int = Field(120, ge=10)
+    outbox_relay_interval_seconds: int = Field(
+        60,
+        ge=0,
+        validation_alias=AliasChoices(
+            "OUTBOX_RELAY_INTERVAL_SECONDS", "STRANDED_JOB_SWEEP_SECONDS"
+        ),
+    )
+    #: How old such a job must be before the relay queues it (longer than an upload's
+    #: publish can take).
+    outbox_relay_age_seconds: int = Field(
+        120,
+        ge=10,
+        validation_alias=AliasChoices("OUTBOX_RELAY_AGE_SECONDS", "STRANDED_JOB_AGE_SECONDS"),
+    )
 
     @field_validator("auth_url", mode="before")
     @classmethod

@@ -22,8 +22,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Field, File, MultipartDecoder, NeedData, State
 
-from mp3common.http import ApiError
-
+from .errors import NotMedia, UploadRefused, UploadTooLarge
 from .gridfs_writer import GridFSUpload
 from .sniff import SNIFF_BYTES, media_type
 
@@ -46,15 +45,15 @@ class StoredUpload:
 
 
 def boundary_of(content_type: str | None) -> bytes:
-    """The multipart boundary of the request, or a 400 saying how to send a file."""
+    """The multipart boundary of the request; UploadRefused saying how to send a file."""
     mimetype, options = parse_options_header(content_type or "")
     boundary = options.get("boundary", "")
     if mimetype != "multipart/form-data" or not boundary:
-        raise ApiError(400, "not_multipart", f"The body is not a multipart form. {_CURL_HINT}")
+        raise UploadRefused("not_multipart", f"The body is not a multipart form. {_CURL_HINT}")
     try:
         return boundary.encode("latin-1")
     except UnicodeEncodeError:
-        raise ApiError(400, "not_multipart", "The multipart boundary is not valid.") from None
+        raise UploadRefused("not_multipart", "The multipart boundary is not valid.") from None
 
 
 def clean_filename(raw: str | None) -> str:
@@ -64,9 +63,8 @@ def clean_filename(raw: str | None) -> str:
     return name[:255] or "upload"
 
 
-def too_large(max_bytes: int) -> ApiError:
-    return ApiError(
-        413,
+def too_large(max_bytes: int) -> UploadTooLarge:
+    return UploadTooLarge(
         "file_too_large",
         f"The file is larger than the limit of {max_bytes} bytes; send a smaller file.",
         max_bytes=max_bytes,
@@ -98,19 +96,19 @@ class _Receiver:
         if not self.in_file:
             return
         if event.name != FILE_FIELD:
-            raise ApiError(
-                400, "unexpected_file", f"A file came in field {event.name!r}. {_CURL_HINT}"
+            raise UploadRefused(
+                "unexpected_file", f"A file came in field {event.name!r}. {_CURL_HINT}"
             )
         self.files_seen += 1
         if self.files_seen > 1:
-            raise ApiError(400, "too_many_files", "Send exactly one file per upload.")
+            raise UploadRefused("too_many_files", "Send exactly one file per upload.")
         self.filename = clean_filename(event.filename)
 
     def on_data(self, data: bytes, more: bool) -> None:
         if not self.in_file:
             self.form_bytes += len(data)
             if self.form_bytes > MAX_FORM_OVERHEAD_BYTES:
-                raise ApiError(400, "malformed_upload", f"The form is too large. {_CURL_HINT}")
+                raise UploadRefused("malformed_upload", f"The form is too large. {_CURL_HINT}")
             return
         self.size += len(data)
         if self.size > self.max_bytes:
@@ -124,15 +122,14 @@ class _Receiver:
         if not more:
             self.in_file = False
             if self.size == 0:
-                raise ApiError(400, "empty_file", "The file is empty; send a video.")
+                raise UploadRefused("empty_file", "The file is empty; send a video.")
             if self.stored_file is None:
                 self._start_storing()
 
     def _start_storing(self) -> None:
         self.content_type = media_type(bytes(self.head))
         if self.content_type is None:
-            raise ApiError(
-                415,
+            raise NotMedia(
                 "unsupported_media_type",
                 "The file is not a video or audio file (judged by its content, not its "
                 "name); send a video such as MP4, MKV, WebM, MOV or AVI.",
@@ -149,9 +146,9 @@ class _Receiver:
 
     def finish(self) -> StoredUpload:
         if self.files_seen == 0:
-            raise ApiError(400, "missing_file", f"No file in the upload. {_CURL_HINT}")
+            raise UploadRefused("missing_file", f"No file in the upload. {_CURL_HINT}")
         if self.stored_file is None or self.in_file:
-            raise ApiError(400, "malformed_upload", f"The upload is incomplete. {_CURL_HINT}")
+            raise UploadRefused("malformed_upload", f"The upload is incomplete. {_CURL_HINT}")
         self.stored_file.close()
         return StoredUpload(self.fid, self.filename, self.size, self.content_type or "")
 
@@ -182,7 +179,7 @@ def store_upload(
         while decoder.state not in (State.EPILOGUE, State.COMPLETE):
             data = body.read(READ_BYTES)
             if not data and not received:
-                raise ApiError(400, "missing_file", f"The body is empty. {_CURL_HINT}")
+                raise UploadRefused("missing_file", f"The body is empty. {_CURL_HINT}")
             received += len(data)
             decoder.receive_data(data or None)
             _drain(decoder, receiver)
@@ -199,12 +196,12 @@ def _drain(decoder: MultipartDecoder, receiver: _Receiver) -> None:
     while decoder.state not in (State.EPILOGUE, State.COMPLETE):
         if decoder.state in (State.PREAMBLE, State.PART):
             if len(decoder.buffer) > MAX_FORM_OVERHEAD_BYTES:
-                raise ApiError(400, "malformed_upload", f"No form part found. {_CURL_HINT}")
+                raise UploadRefused("malformed_upload", f"No form part found. {_CURL_HINT}")
         try:
             event = decoder.next_event()
         except (ValueError, UnicodeDecodeError, RequestEntityTooLarge):
-            raise ApiError(
-                400, "malformed_upload", f"The multipart body is malformed. {_CURL_HINT}"
+            raise UploadRefused(
+                "malformed_upload", f"The multipart body is malformed. {_CURL_HINT}"
             ) from None
         if isinstance(event, (Field, File)):
             receiver.on_part(event)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
 
-from bson import ObjectId
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from gridfs.errors import NoFile
 from pymongo.errors import PyMongoError
-from werkzeug.exceptions import ClientDisconnected
 
 from mp3common.amqp import PublishError
 from mp3common.http import ApiError, error_response
@@ -18,15 +15,23 @@ from mp3common.jobs import (
     DONE,
     FAILED,
     QUEUED,
-    VIDEO_BUCKET,
+    Job,
     parse_id,
     public_view,
 )
 from mp3common.logs import request_id
 
 from . import downloads, uploads
+from .errors import (
+    AuthUnavailable,
+    GatewayError,
+    NotAuthenticated,
+    NotMedia,
+    QueueUnavailable,
+    UploadTooLarge,
+)
 from .services import services
-from .storage import discard_quietly
+from .upload_saga import accept_upload
 
 log = logging.getLogger(__name__)
 bp = Blueprint("gateway", __name__)
@@ -49,7 +54,7 @@ def _links(fid: str) -> dict[str, str]:
     }
 
 
-def _owned_job(owner: str) -> dict:
+def _owned_job(owner: str) -> Job:
     """The caller's job named by ?fid= (upload id or MP3 id); 404 for anyone else's."""
     raw = request.args.get("fid")
     if raw is None or not raw.strip():
@@ -76,77 +81,44 @@ def upload():
     declared = request.content_length
     if declared is not None and declared > settings.max_upload_bytes + MULTIPART_ALLOWANCE_BYTES:
         raise uploads.too_large(settings.max_upload_bytes)
-
-    storage, fid, started = services().storage, ObjectId(), time.monotonic()
-    try:
-        stored = uploads.store_upload(
-            request.stream,
-            boundary,
-            fid=fid,
-            database=storage.gridfs_database,
-            bucket=VIDEO_BUCKET,
-            owner=owner,
-            max_bytes=settings.max_upload_bytes,
-        )
-    except ClientDisconnected:
-        log.info("client went away mid-upload; the partial file %s was removed", fid)
-        raise
-    except ApiError as exc:
-        log.info("upload refused (%s %s) after %.1f s", exc.status, exc.error, _since(started))
-        raise
-    try:
-        job = storage.jobs.create(
-            fid,
-            owner=owner,
-            filename=stored.filename,
-            size=stored.size,
-            content_type=stored.content_type,
-            request_id=request_id.get(),
-        )
-    except PyMongoError:
-        discard_quietly(storage, fid)
-        raise
-    try:
-        services().publisher.publish_job(job)
-    except PublishError as exc:
-        log.error("job %s not queued, upload undone: %s", fid, exc)
-        discard_quietly(storage, fid)
-        raise ApiError(
-            503,
-            "queue_unavailable",
-            "The upload could not be queued for conversion and was not kept; try again.",
-        ) from None
-    try:
-        storage.jobs.mark_published(fid)
-    except PyMongoError:
-        # The sweeper publishes it once more; the converter keeps one result per job.
-        log.warning("job %s queued, but its confirm was not recorded", fid)
-    seconds = time.monotonic() - started
-    log.info(
-        "upload %s stored and queued: %d bytes, %s, %.1f s (%.0f MB/s)",
-        fid,
-        stored.size,
-        stored.content_type,
-        seconds,
-        stored.size / 1e6 / max(seconds, 1e-6),
+    job = accept_upload(
+        request.stream,
+        boundary,
+        owner=owner,
+        max_bytes=settings.max_upload_bytes,
+        request_id=request_id.get(),
+        storage=services().storage,
+        publisher=services().publisher,
     )
-    view = {**public_view(job), **_links(str(fid))}
+    view = {**public_view(job), **_links(str(job.id))}
     response = jsonify(view)
     response.status_code = 202
     response.headers["Location"] = view["status_url"]
     return response
 
 
-def _since(started: float) -> float:
-    return time.monotonic() - started
+#: The HTTP status of each error below the views (errors.py); any other is 400.
+STATUS_OF = {
+    NotAuthenticated: 401,
+    UploadTooLarge: 413,
+    NotMedia: 415,
+    AuthUnavailable: 503,
+    QueueUnavailable: 503,
+}
+
+
+@bp.app_errorhandler(GatewayError)
+def gateway_error(exc: GatewayError):
+    status = next((code for kind, code in STATUS_OF.items() if isinstance(exc, kind)), 400)
+    return error_response(status, exc.code, exc.message, **exc.detail)
 
 
 @bp.get("/status")
 def status():
     job = _owned_job(_current_user())
     view = public_view(job)
-    if job["state"] == DONE:
-        view.update(_links(str(job["_id"])))
+    if job.state == DONE:
+        view.update(_links(str(job.id)))
     return jsonify(view)
 
 
@@ -182,27 +154,27 @@ def _positive_int(name: str, default: int) -> int:
 @bp.get("/download")
 def download():
     job = _owned_job(_current_user())
-    if job["state"] in (QUEUED, CONVERTING):
+    if job.state in (QUEUED, CONVERTING):
         raise ApiError(
             409,
             "not_ready",
             "The MP3 is not ready yet; ask /status and download once it says done.",
-            state=job["state"],
+            state=job.state.value,
         )
-    if job["state"] == FAILED:
+    if job.state == FAILED:
         raise ApiError(
             422,
             "conversion_failed",
             "This video could not be converted; the reason says why.",
             state=FAILED,
-            reason=job.get("reason"),
+            reason=job.reason,
         )
     try:
-        grid_out = services().storage.mp3s.open_download_stream(job["mp3_fid"])
+        grid_out = services().storage.mp3s.open_download_stream(job.mp3_fid)
     except NoFile:
-        log.error("job %s is done but its MP3 %s is missing", job["_id"], job.get("mp3_fid"))
+        log.error("job %s is done but its MP3 %s is missing", job.id, job.mp3_fid)
         raise ApiError(404, "not_found", "The MP3 of this file is missing.") from None
-    return downloads.mp3_response(request, grid_out, downloads.mp3_name(job.get("filename")))
+    return downloads.mp3_response(request, grid_out, downloads.mp3_name(job.filename))
 
 
 @bp.get("/healthz")
@@ -222,7 +194,7 @@ def readyz():
         try:
             check()
             checks[name] = "ok"
-        except (ApiError, PyMongoError, PublishError) as exc:
+        except (AuthUnavailable, PyMongoError, PublishError) as exc:
             log.warning("not ready: %s does not answer (%s)", name, exc)
             checks[name] = "unavailable"
     if any(value != "ok" for value in checks.values()):

@@ -184,7 +184,7 @@ def environ(request, fake_auth):
         "MONGODB_DB": "mp3test_no_database",
         "RABBITMQ_URL": RABBITMQ_URL,
         "VIDEO_QUEUE": "test.gateway.no-queue",
-        "STRANDED_JOB_SWEEP_SECONDS": "0",  # tests sweep by hand (test_sweeper.py)
+        "OUTBOX_RELAY_INTERVAL_SECONDS": "0",  # tests relay by hand (test_outbox.py)
     }
     if request.node.get_closest_marker("stack"):
         settings["MONGODB_DB"] = request.getfixturevalue("database").name
@@ -247,7 +247,7 @@ class Stored:
             mp3_fid=mp3_fid,
             mp3_size=len(mp3),
             duration_seconds=2.0,
-            attempt=job["attempts"],
+            attempt=job.attempts,
         )
         return mp3_fid
 

@@ -7,6 +7,7 @@ import time
 
 import pytest
 import requests
+from bson import ObjectId
 from conftest import MANAGEMENT_URL, RABBITMQ_URL, exchange, serving, upload
 
 from gateway_service.publishing import connection_name
@@ -123,11 +124,11 @@ def test_an_upload_is_stored_queued_and_announced(client, alice, media, stored, 
     assert body["download_url"] == f"/download?fid={fid}"
 
     assert stored.video(fid) == media["mp4"]
-    job = stored.jobs.get(__import__("bson").ObjectId(fid))
-    assert job["owner"] == alice.email
-    assert job["state"] == "queued"
-    assert job["content_type"] == "video/mp4"
-    assert job["created_at"] is not None
+    job = stored.jobs.get(ObjectId(fid))
+    assert job.owner == alice.email
+    assert job.state == "queued"
+    assert job.content_type == "video/mp4"
+    assert job.created_at is not None
 
     message, properties = get_message(queue_name)
     assert json.loads(message) == {

@@ -10,10 +10,9 @@ import re
 import textwrap
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
-from typing import Any
 from urllib.parse import urlsplit
 
-from mp3common.jobs import DONE
+from mp3common.jobs import DONE, Job
 
 SENDER_NAME = "mp3converter"
 MAX_SUBJECT_NAME = 80
@@ -49,12 +48,12 @@ def _login_command(public_url: str, username: str) -> str:
     return f'curl -X POST -u "{username}:<PASSWORD>" \\\n  {public_url}/login'
 
 
-def _done_body(job: dict[str, Any], public_url: str) -> str:
-    fid = str(job["_id"])
-    download = textwrap.indent(download_command(public_url, fid, job.get("filename")), "    ")
+def _done_body(job: Job, public_url: str) -> str:
+    fid = str(job.id)
+    download = textwrap.indent(download_command(public_url, fid, job.filename), "    ")
     return f"""Hello,
 
-your video "{display_name(job.get("filename"))}" has been converted to MP3.
+your video "{display_name(job.filename)}" has been converted to MP3.
 
 File id: {fid}
 
@@ -64,17 +63,17 @@ Download it with:
 
 where <JWT_TOKEN> is what logging in answers:
 
-{textwrap.indent(_login_command(public_url, job["owner"]), "    ")}
+{textwrap.indent(_login_command(public_url, job.owner), "    ")}
 
 {FOOTER}"""
 
 
-def _failed_body(job: dict[str, Any], public_url: str) -> str:
-    fid = str(job["_id"])
-    reason = _CONTROL.sub(" ", str(job.get("reason") or "the converter did not say why")).strip()
+def _failed_body(job: Job, public_url: str) -> str:
+    fid = str(job.id)
+    reason = _CONTROL.sub(" ", str(job.reason or "the converter did not say why")).strip()
     return f"""Hello,
 
-we could not convert your video "{display_name(job.get("filename"))}" to MP3.
+we could not convert your video "{display_name(job.filename)}" to MP3.
 
 File id: {fid}
 Reason:  {reason}
@@ -90,23 +89,23 @@ If it keeps failing, tell your administrator the file id above.
 {FOOTER}"""
 
 
-def compose(job: dict[str, Any], *, sender: str, public_url: str) -> EmailMessage:
+def compose(job: Job, *, sender: str, public_url: str) -> EmailMessage:
     """The mail for a finished job (converted or failed), addressed to its owner.
 
     The Message-ID is derived from the job, so should a crash ever make us send twice, the
     copies carry the same id and mail systems that deduplicate by it show one.
     """
-    fid = str(job["_id"])
-    name = display_name(job.get("filename"))
+    fid = str(job.id)
+    name = display_name(job.filename)
     message = EmailMessage()
     message["From"] = formataddr((SENDER_NAME, sender))
-    message["To"] = job["owner"]
+    message["To"] = job.owner
     message["Date"] = formatdate(localtime=False, usegmt=True)
     domain = urlsplit(public_url).hostname or "mp3converter"
-    message["Message-ID"] = f"<job-{fid}-{job['state']}@{domain}>"
+    message["Message-ID"] = f"<job-{fid}-{job.state}@{domain}>"
     message["Auto-Submitted"] = "auto-generated"
     message["X-Mp3converter-Fid"] = fid
-    if job["state"] == DONE:
+    if job.state == DONE:
         message["Subject"] = f"Your MP3 is ready: {name}"
         message.set_content(_done_body(job, public_url))
     else:

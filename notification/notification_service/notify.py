@@ -27,13 +27,13 @@ import threading
 import time
 import uuid
 from email.message import EmailMessage
-from typing import Any
 
 from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from mp3common.amqp import Delivery, HandBack, PermanentError
-from mp3common.jobs import FINAL_STATES, Jobs, parse_id
+from mp3common.jobs import Job, Jobs
+from mp3common.messages import Mp3Message
 
 from . import metrics
 from .compose import compose
@@ -47,13 +47,6 @@ CLAIM_POLL_SECONDS = 0.5
 
 class Stopping(HandBack):
     """The consumer is shutting down; the message goes back to the queue (not an error)."""
-
-
-def _job_id(body: dict[str, Any]) -> ObjectId:
-    fid = parse_id(body.get("video_fid") if isinstance(body.get("video_fid"), str) else None)
-    if fid is None:
-        raise PermanentError(f"the message names no job (video_fid={body.get('video_fid')!r})")
-    return fid
 
 
 class Notifier:
@@ -70,9 +63,9 @@ class Notifier:
         return min(s.retry_backoff_seconds * 2**attempt, s.retry_max_backoff_seconds)
 
     def __call__(self, delivery: Delivery, stopping: threading.Event) -> None:
-        fid = _job_id(delivery.body)
+        job_id = Mp3Message.parse(delivery.body).job_id
         try:
-            self._notify(fid, delivery, stopping)
+            self._notify(job_id, delivery, stopping)
         except PyMongoError as exc:
             # MongoDB is unreachable: wait before the requeue, so that a short outage does
             # not use up the delivery limit in seconds.
@@ -82,11 +75,11 @@ class Notifier:
                 raise Stopping("stopping; the message goes back to the queue") from exc
             raise
 
-    def _notify(self, fid: ObjectId, delivery: Delivery, stopping: threading.Event) -> None:
+    def _notify(self, job_id: ObjectId, delivery: Delivery, stopping: threading.Event) -> None:
         claimant = uuid.uuid4().hex
         attempts = self._settings.send_attempts
         for attempt in range(attempts):
-            job = self._claim(fid, claimant, stopping)
+            job = self._claim(job_id, claimant, stopping)
             if job is None:
                 return
             message = compose(
@@ -95,15 +88,15 @@ class Notifier:
             try:
                 self._send(message)
             except PermanentSendError as exc:
-                self._jobs.release_notification(fid, claimant, error=str(exc))
-                raise PermanentError(f"mail for job {fid} refused for good: {exc}") from exc
+                self._jobs.release_notification(job_id, claimant, error=str(exc))
+                raise PermanentError(f"mail for job {job_id} refused for good: {exc}") from exc
             except TransientSendError as exc:
-                self._jobs.release_notification(fid, claimant, error=str(exc))
+                self._jobs.release_notification(job_id, claimant, error=str(exc))
                 delay = self.backoff(delivery.delivery_count * attempts + attempt)
                 last = attempt + 1 == attempts
                 log.warning(
                     "sending the mail for job %s failed (%s); %s in %.1f s",
-                    fid,
+                    job_id,
                     exc,
                     "handing the message back" if last else f"attempt {attempt + 2}",
                     delay,
@@ -112,10 +105,10 @@ class Notifier:
                     raise Stopping("stopping; the message goes back to the queue") from exc
                 if last:
                     raise TransientSendError(
-                        f"mail for job {fid} not sent in {attempts} attempts: {exc}"
+                        f"mail for job {job_id} not sent in {attempts} attempts: {exc}"
                     ) from exc
                 continue
-            self._record_sent(fid, job)
+            self._record_sent(job_id, job)
             return
 
     def _send(self, message: EmailMessage) -> None:
@@ -133,40 +126,38 @@ class Notifier:
             metrics.SEND_SECONDS.observe(time.perf_counter() - started)
         metrics.MAILS_SENT.inc()
 
-    def _claim(
-        self, fid: ObjectId, claimant: str, stopping: threading.Event
-    ) -> dict[str, Any] | None:
+    def _claim(self, job_id: ObjectId, claimant: str, stopping: threading.Event) -> Job | None:
         """The claimed job, or None when there is nothing to send (gone or already mailed)."""
         waited = False
         while True:
             job = self._jobs.claim_notification(
-                fid, claimant, lease_seconds=self._settings.claim_lease_seconds
+                job_id, claimant, lease_seconds=self._settings.claim_lease_seconds
             )
             if job is not None:
                 return job
-            job = self._jobs.get(fid)
+            job = self._jobs.get(job_id)
             if job is None:
-                log.warning("job %s no longer exists (deleted?); no mail to send", fid)
+                log.warning("job %s no longer exists (deleted?); no mail to send", job_id)
                 return None
-            if job.get("notified_at"):
-                log.info("job %s was already notified; not sending again", fid)
+            if job.notified_at is not None:
+                log.info("job %s was already notified; not sending again", job_id)
                 return None
-            if job["state"] not in FINAL_STATES:
-                raise PermanentError(f"job {fid} is {job['state']!r}, not finished; no mail")
+            if not job.finished:
+                raise PermanentError(f"job {job_id} is {job.state!r}, not finished; no mail")
             if not waited:
-                log.info("another notifier is mailing job %s; waiting for it", fid)
+                log.info("another notifier is mailing job %s; waiting for it", job_id)
                 waited = True
             if stopping.wait(CLAIM_POLL_SECONDS):
                 raise Stopping("stopping; the message goes back to the queue")
 
-    def _record_sent(self, fid: ObjectId, job: dict[str, Any]) -> None:
+    def _record_sent(self, job_id: ObjectId, job: Job) -> None:
         try:
-            if not self._jobs.mark_notified(fid):
-                log.warning("job %s was marked notified by someone else too", fid)
+            if not self._jobs.mark_notified(job_id):
+                log.warning("job %s was marked notified by someone else too", job_id)
         except PyMongoError:
             log.exception(
                 "mail for job %s sent, but recording it failed; a copy of its message "
                 "would send it again",
-                fid,
+                job_id,
             )
-        log.info("mailed the owner of job %s that it is %s", fid, job["state"])
+        log.info("mailed the owner of job %s that it is %s", job_id, job.state)

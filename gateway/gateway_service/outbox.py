@@ -1,10 +1,12 @@
-"""Jobs stranded between the database and the queue are queued after all.
+"""The outbox relay: jobs stored but never queued are queued after all.
 
-An upload writes its job, then publishes its message and records the broker's confirm
-(`published_at`). A gateway worker killed between the two leaves a `queued` job that no
-message names: the file is stored and the user has a fid, but nothing would ever convert
-it. Each gateway process looks for such jobs now and then and publishes them; claiming
-a job is one atomic update, so several processes never publish the same job twice.
+The jobs collection is the upload's transactional outbox: an upload writes its job, then
+publishes its `video` message and records the broker's confirm (`published_at`). A gateway
+worker killed between the two leaves a `queued` job that no message names: the file is
+stored and the user has a fid, but nothing would ever convert it. Each gateway process
+relays such jobs now and then; claiming a job is one atomic update, so several processes
+never publish the same job twice (and the converter keeps one result per job if a lost
+confirm makes one message two).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from .storage import Storage
 log = logging.getLogger(__name__)
 
 
-def republish_stranded(jobs: Jobs, publisher: JobPublisher, *, older_than_seconds: float) -> int:
+def relay_unpublished(jobs: Jobs, publisher: JobPublisher, *, older_than_seconds: float) -> int:
     """Publish every job unpublished for longer than `older_than_seconds`; how many."""
     created_before = now() - dt.timedelta(seconds=older_than_seconds)
     published = 0
@@ -32,16 +34,16 @@ def republish_stranded(jobs: Jobs, publisher: JobPublisher, *, older_than_second
         try:
             publisher.publish_job(job)
         except PublishError as exc:
-            jobs.unmark_published(job["_id"])
-            log.warning("stranded job %s still not queued (%s); next sweep", job["_id"], exc)
+            jobs.unmark_published(job.id)
+            log.warning("unpublished job %s still not queued (%s); next round", job.id, exc)
             break
         published += 1
-        log.warning("queued stranded job %s: its upload stopped before queueing it", job["_id"])
+        log.warning("queued job %s: its upload stopped before queueing it", job.id)
     return published
 
 
-class Sweeper(threading.Thread):
-    """Runs `republish_stranded` every `interval_seconds` in the background of a process."""
+class OutboxRelay(threading.Thread):
+    """Runs `relay_unpublished` every `interval_seconds` in the background of a process."""
 
     def __init__(
         self,
@@ -51,7 +53,7 @@ class Sweeper(threading.Thread):
         interval_seconds: float,
         older_than_seconds: float,
     ) -> None:
-        super().__init__(name="stranded-job-sweeper", daemon=True)
+        super().__init__(name="outbox-relay", daemon=True)
         self._storage = storage
         self._publisher = publisher
         self._interval = interval_seconds
@@ -61,8 +63,8 @@ class Sweeper(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(self._interval):
             try:
-                republish_stranded(
+                relay_unpublished(
                     self._storage.jobs, self._publisher, older_than_seconds=self._older_than
                 )
             except PyMongoError as exc:
-                log.warning("stranded-job sweep skipped: MongoDB unavailable (%s)", exc)
+                log.warning("outbox relay skipped a round: MongoDB unavailable (%s)", exc)

@@ -1,0 +1,40 @@
+"""What can go wrong below the views, in the gateway's own words; the views say it in HTTP.
+
+Each error carries a stable `code` (snake_case, for programs: the JSON body's `error`), a
+`message` that tells a person what to do, and `detail` (more JSON fields). `views` maps
+each to its HTTP status; nothing below the views knows about statuses.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    def __init__(self, code: str, message: str, **detail: object) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.detail = detail
+
+
+class NotAuthenticated(GatewayError):
+    """No token, or one the auth service refused (its own code and reason are kept)."""
+
+
+class AuthUnavailable(GatewayError):
+    """The auth service did not answer, or not sensibly."""
+
+
+class UploadRefused(GatewayError):
+    """The upload cannot be taken as it was sent; nothing of it was kept."""
+
+
+class UploadTooLarge(UploadRefused):
+    """The file is larger than MAX_UPLOAD_BYTES (`detail["max_bytes"]`)."""
+
+
+class NotMedia(UploadRefused):
+    """The file's content is not a video or audio container."""
+
+
+class QueueUnavailable(GatewayError):
+    """The broker did not take the job; the upload was undone, so trying again is safe."""
