@@ -164,6 +164,8 @@ load_env() {
     # shellcheck disable=SC1090
     . "$ENV_FILE"
     set +a
+    # The MONGODB_URI of var/dev.env (exported again by `make test`) is the stand-in's.
+    if [ "${USER_MONGODB_URI:-}" = "$MONGODB_URI" ]; then USER_MONGODB_URI=; fi
     if [ -n "${USER_MONGODB_URI:-}" ]; then MONGODB_URI=$USER_MONGODB_URI; fi
 }
 
