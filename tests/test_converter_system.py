@@ -18,7 +18,8 @@ import requests
 from pymongo import MongoClient
 
 from mp3common.amqp import Publisher
-from mp3common.jobs import CHUNK_SIZE_BYTES, VIDEO_BUCKET, Jobs, video_message
+from mp3common.jobs import CHUNK_SIZE_BYTES, VIDEO_BUCKET, Job, Jobs
+from mp3common.messages import VideoMessage
 from mp3testing import wait_until
 from mp3testing.media import make_clip
 
@@ -53,20 +54,20 @@ def submit(stack, content: bytes, filename: str):
         content_type="video/mp4",
         request_id=uuid.uuid4().hex,
     )
-    publisher.publish(VIDEO_QUEUE, video_message(job))
+    publisher.publish(VIDEO_QUEUE, VideoMessage.for_job(job).body())
     return video_id
 
 
-def wait_final(stack, job_id, timeout: float = 60.0) -> dict:
+def wait_final(stack, job_id, timeout: float = 60.0) -> Job:
     jobs = Jobs(stack[0])
 
-    def final() -> dict | None:
+    def final() -> Job | None:
         job = jobs.get(job_id)
-        return job if job["state"] in ("done", "failed") else None
+        return job if job.finished else None
 
     if job := wait_until(final, timeout, interval=0.1):
         return job
-    raise AssertionError(f"job {job_id} still {jobs.get(job_id)['state']} after {timeout} s")
+    raise AssertionError(f"job {job_id} still {jobs.get(job_id).state} after {timeout} s")
 
 
 def clip(tmp_path) -> bytes:
@@ -89,9 +90,9 @@ def test_bad_files_fail_with_a_reason_and_the_next_job_still_converts(stack, tmp
     noise = submit(stack, random.Random(7).randbytes(200_000), "noise.mp4")
     empty = submit(stack, b"", "empty.mp4")
     good = submit(stack, clip(tmp_path), "after.mp4")
-    assert wait_final(stack, noise)["reason"] == (
+    assert wait_final(stack, noise).reason == (
         "the file is not a video or audio file that can be read"
     )
-    assert wait_final(stack, empty)["reason"] == "the file is empty"
+    assert wait_final(stack, empty).reason == "the file is empty"
     job = wait_final(stack, good)
-    assert job["state"] == "done" and abs(job["duration_seconds"] - 2.0) <= 0.1
+    assert job.state == "done" and abs(job.duration_seconds - 2.0) <= 0.1

@@ -1,5 +1,8 @@
-"""The job record's transitions, on the real MongoDB-wire server (MONGODB_URI)."""
+"""The job record: what a `Job` reads of a document, and its transitions on the real
+MongoDB-wire server (MONGODB_URI)."""
 
+import dataclasses
+import datetime as dt
 import os
 import threading
 import uuid
@@ -10,8 +13,118 @@ from bson import Binary, ObjectId
 from gridfs.grid_file import DEFAULT_CHUNK_SIZE
 from pymongo.common import MAX_BSON_SIZE
 
-from mp3common.jobs import CHUNK_SIZE_BYTES, Jobs, parse_id, public_view
+from mp3common.jobs import (
+    CHUNK_SIZE_BYTES,
+    AttemptEnd,
+    Job,
+    Jobs,
+    NotifyClaim,
+    State,
+    parse_id,
+    public_view,
+)
 from mp3common.mongo import client
+
+
+def _full_document() -> dict:
+    """A `jobs` document with every field a job can have, each set (not its default).
+
+    Times are whole milliseconds, as MongoDB stores them, so that it reads back equal.
+    """
+    moment = dt.datetime(2024, 5, 1, 12, 30, 15, 123000, tzinfo=dt.UTC)
+    mp3 = ObjectId()
+    return {
+        "_id": ObjectId(),
+        "owner": "alice@example.com",
+        "state": "done",
+        "filename": "holiday.mp4",
+        "size": 1000,
+        "content_type": "video/mp4",
+        "created_at": moment,
+        "updated_at": moment + dt.timedelta(seconds=3),
+        "finished_at": moment + dt.timedelta(seconds=3),
+        "request_id": "r1",
+        "published_at": moment + dt.timedelta(seconds=1),
+        "republished": True,
+        "attempts": 4,
+        "failed_attempts": 1,
+        "handed_back": 1,
+        "mp3_uploads": [ObjectId(), mp3],
+        "mp3_fid": mp3,
+        "mp3_size": 500,
+        "duration_seconds": 30.5,
+        "reason": "a reason",
+        "notify_claim": {"by": "notifier-1", "until": moment + dt.timedelta(seconds=60)},
+        "notify_error": "451 try later",
+        "notified_at": moment + dt.timedelta(seconds=4),
+    }
+
+
+def test_a_job_reads_every_field_of_its_document():
+    document = _full_document()
+    job = Job.from_document(document)
+    expected = {
+        **document,
+        "id": document["_id"],
+        "state": State.DONE,
+        "mp3_uploads": tuple(document["mp3_uploads"]),
+        "notify_claim": NotifyClaim(**document["notify_claim"]),
+    }
+    del expected["_id"]
+    # Every field of a Job is in the document: a field added to one is added to the other.
+    assert {field.name for field in dataclasses.fields(Job)} == set(expected)
+    assert dataclasses.asdict(job) | {"notify_claim": job.notify_claim} == expected
+    assert job.state == "done" and job.finished
+
+
+def test_a_minimal_document_reads_with_the_defaults():
+    """What `Jobs.create` writes, before anyone touched the job."""
+    job_id = ObjectId()
+    job = Job.from_document({"_id": job_id, "owner": "ann@example.com", "state": "queued"})
+    assert job == Job(id=job_id, owner="ann@example.com", state=State.QUEUED)
+    assert (job.attempts, job.mp3_uploads, job.notify_claim, job.finished) == (0, (), None, False)
+
+
+def test_fields_a_job_does_not_know_are_ignored():
+    """Documents written by a newer (or older) version of a service still read."""
+    document = _full_document()
+    job = Job.from_document(document | {"added_later": 1, "swept": True})
+    assert job == Job.from_document(document)
+    assert not hasattr(job, "added_later")
+
+
+@pytest.mark.parametrize("state", ["", "finished", None])
+def test_a_document_in_no_known_state_is_refused(state):
+    with pytest.raises(ValueError, match="is not a valid State"):
+        Job.from_document({"_id": ObjectId(), "owner": "ann@example.com", "state": state})
+
+
+@pytest.mark.parametrize(
+    ("attempts", "failed_attempts", "handed_back", "crashed"),
+    [
+        (0, 0, 0, 0),  # never started
+        (1, 0, 0, 0),  # the current attempt is not a crash (yet)
+        (3, 0, 0, 2),  # two earlier attempts ended without a word
+        (3, 1, 0, 1),
+        (3, 1, 1, 0),  # every earlier attempt said how it ended
+        (4, 0, 2, 1),
+        (2, 1, 1, 0),  # the current attempt already counted (it failed): never below 0
+    ],
+)
+def test_crashed_attempts_are_the_earlier_ones_that_ended_without_a_word(
+    attempts, failed_attempts, handed_back, crashed
+):
+    document = {"_id": ObjectId(), "owner": "ann@example.com", "state": "converting"}
+    job = Job.from_document(
+        document
+        | {"attempts": attempts, "failed_attempts": failed_attempts, "handed_back": handed_back}
+    )
+    assert job.crashed_attempts == crashed
+
+
+def test_attempt_ends_are_counted_under_the_jobs_fields():
+    fields = {field.name for field in dataclasses.fields(Job)}
+    assert {how.value for how in AttemptEnd} <= fields
 
 
 @pytest.fixture
@@ -35,8 +148,8 @@ def _new(jobs, owner="alice@example.com"):
 @pytest.mark.stack
 def test_a_job_goes_queued_converting_done(jobs):
     job_id = _new(jobs)
-    assert jobs.get(job_id)["state"] == "queued"
-    assert jobs.start(job_id)["attempts"] == 1
+    assert jobs.get(job_id).state == "queued"
+    assert jobs.start(job_id).attempts == 1
     mp3 = ObjectId()
     assert jobs.finish(job_id, mp3_fid=mp3, mp3_size=5, duration_seconds=1.5)
     view = public_view(jobs.get(job_id))
@@ -58,14 +171,33 @@ def test_a_finished_job_never_moves_backwards(jobs):
 @pytest.mark.stack
 def test_only_the_latest_attempt_may_finish_a_job(jobs):
     job_id = _new(jobs)
-    first = jobs.start(job_id)["attempts"]
-    second = jobs.start(job_id)["attempts"]  # the message was redelivered meanwhile
+    first = jobs.start(job_id).attempts
+    second = jobs.start(job_id).attempts  # the message was redelivered meanwhile
     assert not jobs.finish(
         job_id, mp3_fid=ObjectId(), mp3_size=1, duration_seconds=1.0, attempt=first
     )
     mp3 = ObjectId()
     assert jobs.finish(job_id, mp3_fid=mp3, mp3_size=1, duration_seconds=1.0, attempt=second)
-    assert jobs.get(job_id)["mp3_fid"] == mp3
+    assert jobs.get(job_id).mp3_fid == mp3
+
+
+@pytest.mark.stack
+def test_a_stored_document_reads_back_as_the_same_job(jobs):
+    document = _full_document()
+    jobs.collection.insert_one(document)
+    assert jobs.get(document["_id"]) == Job.from_document(document)
+
+
+@pytest.mark.stack
+def test_attempts_that_ended_with_a_word_are_counted_apart_from_crashes(jobs):
+    job_id = _new(jobs)
+    for _ in range(4):
+        jobs.start(job_id)
+    jobs.note_attempt_end(job_id, AttemptEnd.FAILED)
+    jobs.note_attempt_end(job_id, AttemptEnd.HANDED_BACK)
+    job = jobs.get(job_id)
+    assert (job.attempts, job.failed_attempts, job.handed_back) == (4, 1, 1)
+    assert job.crashed_attempts == 1
 
 
 @pytest.mark.stack
@@ -88,8 +220,8 @@ def test_owners_see_only_their_own_jobs_by_either_id(jobs):
     jobs.start(job_id)
     mp3 = ObjectId()
     jobs.finish(job_id, mp3_fid=mp3, mp3_size=5, duration_seconds=1.0)
-    assert jobs.for_owner(job_id, "alice@example.com")["_id"] == job_id
-    assert jobs.for_owner(mp3, "alice@example.com")["_id"] == job_id
+    assert jobs.for_owner(job_id, "alice@example.com").id == job_id
+    assert jobs.for_owner(mp3, "alice@example.com").id == job_id
     assert jobs.for_owner(job_id, "mallory@example.com") is None
 
 
@@ -98,9 +230,9 @@ def test_listing_is_newest_first_and_paginated(jobs):
     ids = [_new(jobs) for _ in range(5)]
     _new(jobs, owner="bob@example.com")
     page = jobs.list_for_owner("alice@example.com", limit=2, skip=0)
-    assert [j["_id"] for j in page] == ids[::-1][:2]
+    assert [j.id for j in page] == ids[::-1][:2]
     page2 = jobs.list_for_owner("alice@example.com", limit=2, skip=4)
-    assert [j["_id"] for j in page2] == [ids[0]]
+    assert [j.id for j in page2] == [ids[0]]
     assert jobs.count_for_owner("alice@example.com") == 5
 
 
@@ -133,15 +265,15 @@ def _finished(jobs):
 def test_one_claimant_at_a_time_sends_a_jobs_mail(jobs):
     job_id = _finished(jobs)
     claimed = jobs.claim_notification(job_id, "a", lease_seconds=60)
-    assert claimed["notify_claim"]["by"] == "a"
+    assert claimed.notify_claim.by == "a"
     assert jobs.claim_notification(job_id, "b", lease_seconds=60) is None
     assert jobs.claim_notification(job_id, "a", lease_seconds=60) is not None  # its own again
     jobs.release_notification(job_id, "a", error="451 try later")
-    assert jobs.get(job_id)["notify_error"] == "451 try later"
+    assert jobs.get(job_id).notify_error == "451 try later"
     assert jobs.claim_notification(job_id, "b", lease_seconds=60) is not None
     assert jobs.mark_notified(job_id)
     job = jobs.get(job_id)
-    assert "notify_claim" not in job and "notify_error" not in job
+    assert job.notify_claim is None and job.notify_error is None
     assert jobs.claim_notification(job_id, "c", lease_seconds=60) is None  # sent: never again
 
 
@@ -157,7 +289,7 @@ def test_an_unfinished_job_cannot_be_claimed(jobs):
     job_id = _new(jobs)
     assert jobs.claim_notification(job_id, "a", lease_seconds=60) is None
     jobs.release_notification(job_id, "nobody")  # releasing what one does not hold: no-op
-    assert "notify_claim" not in jobs.get(job_id)
+    assert jobs.get(job_id).notify_claim is None
 
 
 @pytest.mark.stack

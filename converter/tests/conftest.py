@@ -22,7 +22,8 @@ import pytest
 from bson import ObjectId
 
 from mp3common.amqp import Publisher
-from mp3common.jobs import CHUNK_SIZE_BYTES, MP3_BUCKET, VIDEO_BUCKET, Jobs, video_message
+from mp3common.jobs import CHUNK_SIZE_BYTES, MP3_BUCKET, VIDEO_BUCKET, Job, Jobs
+from mp3common.messages import VideoMessage
 from mp3common.mongo import client
 from mp3testing import RABBITMQ_URL, delete_queues, wait_until
 
@@ -88,17 +89,17 @@ class World:
         return video_id
 
     def publish(self, job_id: ObjectId) -> None:
-        self.publisher.publish(self.video_queue, video_message(self.jobs.get(job_id)))
+        self.publisher.publish(self.video_queue, VideoMessage.for_job(self.jobs.get(job_id)).body())
 
     def submit(self, path: Path, filename: str | None = None) -> ObjectId:
         job_id = self.upload(path, filename)
         self.publish(job_id)
         return job_id
 
-    def wait_final(self, job_id: ObjectId, timeout: float = 30.0) -> dict:
-        def final() -> dict | None:
+    def wait_final(self, job_id: ObjectId, timeout: float = 30.0) -> Job:
+        def final() -> Job | None:
             job = self.jobs.get(job_id)
-            return job if job["state"] in ("done", "failed") else None
+            return job if job.finished else None
 
         if job := wait_until(final, timeout):
             return job

@@ -29,8 +29,8 @@ def test_handed_back_attempts_count_as_neither_failures_nor_crashes(world, media
         with pytest.raises(HandBack, match=str(job_id)):
             _stopped(world, job_id, delivery_count)
     job = world.jobs.get(job_id)
-    assert (job["state"], job["attempts"], job["handed_back"]) == ("converting", 2, 1 + 1)
-    assert "failed_attempts" not in job
+    assert (job.state, job.attempts, job.handed_back) == ("converting", 2, 1 + 1)
+    assert job.failed_attempts == 0
     # Two attempts that ended with a word: on the last delivery it is converted, not
     # failed as a job that keeps crashing its converter.
     handler = JobHandler(settings_module.load(world.environ()), world.database)
@@ -45,7 +45,7 @@ def test_stopped_on_its_last_delivery_a_job_is_failed_for_its_owner(world, media
     with pytest.raises(PermanentError) as raised:
         _stopped(world, job_id, delivery_count=2, delivery_limit=2)
     job = world.jobs.get(job_id)
-    assert (job["state"], job["reason"]) == ("failed", GAVE_UP)
+    assert (job.state, job.reason) == ("failed", GAVE_UP)
     (told,) = raised.value.outgoing
     assert told.queue == world.mp3_queue
     assert (told.body["state"], told.body["reason"]) == ("failed", GAVE_UP)

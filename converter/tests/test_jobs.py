@@ -13,7 +13,7 @@ from converter_service import build_consumer
 from converter_service import settings as settings_module
 from converter_service.handler import CRASHED, GAVE_UP, JobHandler
 from mp3common.amqp import DELIVERY_LIMIT, Consumer, Delivery, PermanentError
-from mp3common.jobs import MP3_BUCKET
+from mp3common.jobs import MP3_BUCKET, AttemptEnd
 from mp3common.mongo import client
 from mp3testing import RABBITMQ_URL, RunningConsumer, nothing_returns
 
@@ -36,22 +36,22 @@ def test_each_upload_ends_done_with_its_mp3_or_failed_with_its_reason(name, conv
     [told] = world.messages(world.mp3_queue, timeout=5)
     assert told["video_fid"] == str(job_id) and told["username"] == "ann@example.com"
     if sample.reason:
-        assert (job["state"], job["reason"]) == ("failed", sample.reason)
+        assert (job.state, job.reason) == ("failed", sample.reason)
         assert (told["state"], told["reason"], told["mp3_fid"]) == ("failed", sample.reason, None)
         [dead] = world.messages(f"{world.video_queue}.dlq", timeout=5)
         assert dead["video_fid"] == str(job_id)
         assert world.videos.find({"_id": job_id}).to_list(), "a failed job's video is kept"
         return
-    assert job["state"] == "done", job.get("reason")
-    assert (told["state"], told["mp3_fid"]) == ("done", str(job["mp3_fid"]))
-    mp3 = world.mp3s.open_download_stream(job["mp3_fid"]).read()
-    assert len(mp3) == job["mp3_size"]
+    assert job.state == "done", job.reason
+    assert (told["state"], told["mp3_fid"]) == ("done", str(job.mp3_fid))
+    mp3 = world.mp3s.open_download_stream(job.mp3_fid).read()
+    assert len(mp3) == job.mp3_size
     info = MP3(io.BytesIO(mp3)).info
     assert abs(info.length - media.SECONDS) <= 0.1
-    assert abs(job["duration_seconds"] - media.SECONDS) <= 0.1
+    assert abs(job.duration_seconds - media.SECONDS) <= 0.1
     assert info.sample_rate == sample.sample_rate
     assert not world.videos.find({"_id": job_id}).to_list(), "the source video is deleted"
-    assert world.mp3s.find({"_id": job["mp3_fid"]}).next().filename.endswith(".mp3")
+    assert world.mp3s.find({"_id": job.mp3_fid}).next().filename.endswith(".mp3")
     assert world.messages(f"{world.video_queue}.dlq", timeout=0.2) == []
 
 
@@ -67,13 +67,13 @@ def test_a_redelivered_job_makes_no_second_mp3_and_no_second_mail(world, media_d
         world.publish(job_id)  # the same message again, as after a lost ack
         again = world.messages(world.mp3_queue, timeout=5)
         # Not mailed yet: reported again (the notifier's claim keeps it to one mail) ...
-        assert [m["mp3_fid"] for m in again] == [str(first["mp3_fid"])]
+        assert [m["mp3_fid"] for m in again] == [str(first.mp3_fid)]
         world.jobs.mark_notified(job_id)
         world.publish(job_id)
         time.sleep(1)
         assert world.messages(world.mp3_queue, timeout=1) == []  # ... and once mailed, not.
-    assert [f["_id"] for f in world.mp3_files(job_id)] == [first["mp3_fid"]]
-    assert world.jobs.get(job_id)["attempts"] == 1
+    assert [f["_id"] for f in world.mp3_files(job_id)] == [first.mp3_fid]
+    assert world.jobs.get(job_id).attempts == 1
     assert nothing_returns(world.video_queue)  # every delivery acked
 
 
@@ -86,7 +86,7 @@ def test_a_redelivered_failed_job_is_dead_lettered_again_without_a_second_mail(w
         world.publish(job_id)
         assert len(world.messages(f"{world.video_queue}.dlq", timeout=5, count=2)) == 2
     assert world.messages(world.mp3_queue, timeout=0.5) == []
-    assert world.jobs.get(job_id)["attempts"] == 1
+    assert world.jobs.get(job_id).attempts == 1
 
 
 def test_an_mp3_left_by_an_interrupted_attempt_is_replaced(world, media_dir):
@@ -98,8 +98,8 @@ def test_an_mp3_left_by_an_interrupted_attempt_is_replaced(world, media_dir):
     world.publish(job_id)
     with RunningConsumer(build_consumer(world.environ())):
         job = world.wait_final(job_id)
-    assert job["state"] == "done" and job["attempts"] == 2
-    assert [f["_id"] for f in world.mp3_files(job_id)] == [job["mp3_fid"]] != [orphan]
+    assert job.state == "done" and job.attempts == 2
+    assert [f["_id"] for f in world.mp3_files(job_id)] == [job.mp3_fid] != [orphan]
 
 
 def test_chunks_of_an_upload_interrupted_mid_mp3_are_removed(world, media_dir):
@@ -113,10 +113,10 @@ def test_chunks_of_an_upload_interrupted_mid_mp3_are_removed(world, media_dir):
     world.publish(job_id)
     with RunningConsumer(build_consumer(world.environ())):
         job = world.wait_final(job_id)
-    assert job["state"] == "done" and job["attempts"] == 2
+    assert job.state == "done" and job.attempts == 2
     assert chunks.count_documents({"files_id": half_written}) == 0
-    assert chunks.count_documents({"files_id": job["mp3_fid"]}) > 0
-    assert job["mp3_fid"] in job["mp3_uploads"]
+    assert chunks.count_documents({"files_id": job.mp3_fid}) > 0
+    assert job.mp3_fid in job.mp3_uploads
 
 
 def test_a_job_whose_video_is_gone_fails_with_a_reason(world):
@@ -127,7 +127,7 @@ def test_a_job_whose_video_is_gone_fails_with_a_reason(world):
     world.publish(job_id)
     with RunningConsumer(build_consumer(world.environ())):
         job = world.wait_final(job_id)
-    assert job["reason"] == "the uploaded file is no longer stored"
+    assert job.reason == "the uploaded file is no longer stored"
     assert world.messages(world.mp3_queue, timeout=5)[0]["state"] == "failed"
 
 
@@ -142,7 +142,7 @@ def test_a_message_without_a_job_id_is_dead_lettered(world):
 def test_keep_source_video_keeps_it(world, media_dir):
     job_id = world.submit(media.make(media.SAMPLES["audio only m4a"], media_dir))
     with RunningConsumer(build_consumer(world.environ(KEEP_SOURCE_VIDEO="true"))):
-        assert world.wait_final(job_id)["state"] == "done"
+        assert world.wait_final(job_id).state == "done"
     assert world.videos.find({"_id": job_id}).to_list()
 
 
@@ -164,7 +164,7 @@ def test_mongodb_down_retries_then_tells_the_owner_when_it_can(world, media_dir)
     assert [m["video_fid"] for m in dead] == [str(job_id)]
     # Retried, not forever: RabbitMQ 3.10 delivers it limit + 1 times, counted 0..limit.
     assert attempts == list(range(DELIVERY_LIMIT + 1))
-    assert world.jobs.get(job_id)["state"] == "queued"  # nothing could be written
+    assert world.jobs.get(job_id).state == "queued"  # nothing could be written
     assert list(world.work_dir.iterdir()) == []
 
 
@@ -176,19 +176,19 @@ def test_on_its_last_delivery_a_failing_job_is_failed_for_its_owner(world, media
     with RunningConsumer(consumer):
         job = world.wait_final(job_id)
         assert world.messages(f"{world.video_queue}.dlq", timeout=10)
-    assert (job["state"], job["reason"]) == ("failed", GAVE_UP)
-    assert job["attempts"] >= 2
+    assert (job.state, job.reason) == ("failed", GAVE_UP)
+    assert job.attempts >= 2
     [told] = world.messages(world.mp3_queue, timeout=5)
     assert (told["state"], told["reason"]) == ("failed", GAVE_UP)
 
 
-def _crashed_twice(world, media_dir, **counted):
+def _crashed_twice(world, media_dir, counted=None):
     """A job two converters started and never finished, with nothing recorded (kill -9,
     out of memory), unless `counted` says those attempts ended with a word."""
     job_id = world.upload(media.make(media.SAMPLES["mp4 h264+aac"], media_dir))
     world.jobs.start(job_id)
     world.jobs.start(job_id)
-    for how, times in counted.items():
+    for how, times in (counted or {}).items():
         for _ in range(times):
             world.jobs.note_attempt_end(job_id, how)
     return job_id
@@ -212,18 +212,22 @@ def test_on_the_last_delivery_a_job_that_keeps_crashing_is_failed_for_its_owner(
     with pytest.raises(PermanentError) as raised:
         _deliver(world, job_id, delivery_count=limit, delivery_limit=limit)
     job = world.jobs.get(job_id)
-    assert job["state"] == "failed" and job["reason"] == CRASHED
+    assert job.state == "failed" and job.reason == CRASHED
     (told,) = raised.value.outgoing
     assert told.queue == world.mp3_queue and told.body["state"] == "failed"
 
 
 @pytest.mark.parametrize(
     ("delivery_count", "counted"),
-    [(1, {}), (DELIVERY_LIMIT - 1, {}), (DELIVERY_LIMIT, {"failed_attempts": 1, "handed_back": 1})],
+    [
+        (1, {}),
+        (DELIVERY_LIMIT - 1, {}),
+        (DELIVERY_LIMIT, {AttemptEnd.FAILED: 1, AttemptEnd.HANDED_BACK: 1}),
+    ],
     ids=["not-the-last-delivery", "one-before-the-last", "earlier-attempts-ended-with-a-word"],
 )
 def test_otherwise_it_is_tried_again(world, media_dir, delivery_count, counted):
-    job_id = _crashed_twice(world, media_dir, **counted)
+    job_id = _crashed_twice(world, media_dir, counted)
     (message,) = _deliver(world, job_id, delivery_count)
     assert message.body["state"] == "done"
-    assert world.jobs.get(job_id)["state"] == "done"
+    assert world.jobs.get(job_id).state == "done"

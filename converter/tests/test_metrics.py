@@ -52,13 +52,13 @@ def test_jobs_are_counted_once_by_state_and_kind_with_times_and_bytes(world, med
     after = snapshot()
     grown = {name: after[name] - before[name] for name in after}
     done, failed = world.jobs.get(done_id), world.jobs.get(failed_id)
-    assert (done["state"], failed["state"]) == ("done", "failed")
+    assert (done.state, failed.state) == ("done", "failed")
     assert (grown["done"], grown["failed"], grown["no_audio"]) == (1, 1, 1)
     assert (grown["ffmpeg runs"], grown["jobs timed"]) == (1, 1)
     assert 0 < grown["ffmpeg seconds"] <= grown["job seconds"] < 30
     # Both videos were read from GridFS; only one MP3 was written.
     assert grown["video bytes"] == good.stat().st_size + silent.stat().st_size
-    assert grown["mp3 bytes"] == done["mp3_size"]
+    assert grown["mp3 bytes"] == done.mp3_size
 
 
 @pytest.mark.parametrize(

@@ -49,13 +49,13 @@ def test_kill_9_mid_job_then_another_converter_completes_it_exactly_once(
     # The pod dies: the converter and its ffmpeg, at once, with no chance to clean up.
     os.killpg(first.process.pid, signal.SIGKILL)
     first.process.wait(10)
-    assert world.jobs.get(job_id)["state"] == "converting"
+    assert world.jobs.get(job_id).state == "converting"
 
     second = converters("second")
     job = world.wait_final(job_id, timeout=60)
-    assert job["state"] == "done" and job["attempts"] == 2
-    assert [f["_id"] for f in world.mp3_files(job_id)] == [job["mp3_fid"]]
-    assert abs(job["duration_seconds"] - LONG_SECONDS) <= 0.1
+    assert job.state == "done" and job.attempts == 2
+    assert [f["_id"] for f in world.mp3_files(job_id)] == [job.mp3_fid]
+    assert abs(job.duration_seconds - LONG_SECONDS) <= 0.1
     told = world.messages(world.mp3_queue, timeout=5)
     time.sleep(0.5)
     told += world.messages(world.mp3_queue, timeout=0.2)
@@ -72,8 +72,8 @@ def test_two_converters_drain_a_queue_each_job_done_once(world, converters, medi
     clip = media.make(media.SAMPLES["mp4 h264+aac"], media_dir)
     job_ids = [world.submit(clip, f"clip-{n}.mp4") for n in range(16)]
     jobs = [world.wait_final(job_id, timeout=60) for job_id in job_ids]
-    assert {job["state"] for job in jobs} == {"done"}
-    assert {job["attempts"] for job in jobs} == {1}
+    assert {job.state for job in jobs} == {"done"}
+    assert {job.attempts for job in jobs} == {1}
     for job_id in job_ids:
         assert len(world.mp3_files(job_id)) == 1
     told = world.messages(world.mp3_queue, timeout=5, count=len(job_ids))
@@ -95,7 +95,7 @@ def test_sigterm_lets_the_current_job_finish_then_exits(world, converters, long_
     converter.process.send_signal(signal.SIGTERM)
     assert converter.process.wait(30) == 0
     job = world.jobs.get(job_id)
-    assert job["state"] == "done" and job["attempts"] == 1
+    assert job.state == "done" and job.attempts == 1
     assert [m["state"] for m in world.messages(world.mp3_queue, timeout=5)] == ["done"]
     assert queue_depth(world.video_queue) == 0
 
@@ -108,11 +108,11 @@ def test_sigterm_past_the_grace_kills_ffmpeg_and_hands_the_job_back(world, conve
     assert converter.process.wait(15) == 0
     assert not _ffmpeg_running_under(converter.process.pid)
     job = world.jobs.get(job_id)
-    assert job["state"] == "converting"
+    assert job.state == "converting"
     assert queue_depth(world.video_queue) == 1  # handed back, not lost
     assert list(world.work_dir.iterdir()) == []  # its scratch folder went with it
     # A clean stop: counted as handed back, not as a failed attempt, and logged as a warning.
-    assert job["handed_back"] == 1 and "failed_attempts" not in job
+    assert job.handed_back == 1 and job.failed_attempts == 0
     lines = converter.log_lines()
     assert [line["message"] for line in lines if line["level"] in ("ERROR", "CRITICAL")] == []
     assert [
@@ -121,5 +121,5 @@ def test_sigterm_past_the_grace_kills_ffmpeg_and_hands_the_job_back(world, conve
     assert all("exc_info" not in line for line in lines)
 
     converters("next")
-    assert world.wait_final(job_id, timeout=60)["state"] == "done"
+    assert world.wait_final(job_id, timeout=60).state == "done"
     assert len(world.messages(world.mp3_queue, timeout=5)) == 1

@@ -24,7 +24,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from bson import ObjectId
 
 from mp3common.amqp import Publisher
-from mp3common.jobs import Jobs
+from mp3common.jobs import Job, Jobs
 from mp3common.mongo import client
 from mp3testing import RABBITMQ_URL, delete_queues
 from notification_service import settings as settings_module
@@ -192,7 +192,7 @@ def finished_job(
     owner: str = "alice@example.com",
     filename: str = "holiday clip.mp4",
     failed_because: str | None = None,
-) -> dict:
+) -> Job:
     """A job as the converter leaves it: done (with an MP3 id) or failed (with a reason)."""
     job_id = ObjectId()
     jobs.create(

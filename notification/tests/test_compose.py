@@ -3,13 +3,14 @@ import re
 import pytest
 from bson import ObjectId
 
+from mp3common.jobs import Job
 from notification_service.compose import compose, download_command, output_name
 
 FID = ObjectId("65a1b2c3d4e5f60718293a4b")
 
 
-def _job(**changes):
-    job = {
+def _job(**changes) -> Job:
+    document = {
         "_id": FID,
         "owner": "alice@example.com",
         "filename": "holiday clip.mp4",
@@ -17,7 +18,7 @@ def _job(**changes):
         "mp3_fid": ObjectId(),
         "reason": None,
     }
-    return job | changes
+    return Job.from_document(document | changes)
 
 
 def _compose(job):

@@ -10,7 +10,7 @@ import pytest
 from conftest import Mailbox, SmtpServer, finished_job, publish
 from prometheus_client import REGISTRY
 
-from mp3common.jobs import mp3_message
+from mp3common.messages import Mp3Message
 from mp3testing import wait_until
 from notification_service import create_consumer
 from notification_service.settings import load
@@ -41,11 +41,11 @@ def test_sent_and_failed_mails_are_counted_by_reason_and_timed(environ, jobs, ce
         thread = threading.Thread(target=consumer.run, daemon=True)
         thread.start()
         try:
-            publish(environ["MP3_QUEUE"], mp3_message(greylisted))
-            assert wait_until(lambda: jobs.get(greylisted["_id"]).get("notified_at"), 20)
+            publish(environ["MP3_QUEUE"], Mp3Message.for_job(greylisted).body())
+            assert wait_until(lambda: jobs.get(greylisted.id).notified_at, 20)
             box.answers.append("550 5.1.1 The email account does not exist")
-            publish(environ["MP3_QUEUE"], mp3_message(unknown))
-            assert wait_until(lambda: jobs.get(unknown["_id"]).get("notify_error"), 20)
+            publish(environ["MP3_QUEUE"], Mp3Message.for_job(unknown).body())
+            assert wait_until(lambda: jobs.get(unknown.id).notify_error, 20)
         finally:
             consumer.stop()
             thread.join(30)

@@ -1,5 +1,5 @@
 """The service as it runs: the shared Consumer on a queue of its own, jobs in a test
-database, a real SMTP server; messages are what the converter publishes (`mp3_message`).
+database, a real SMTP server; messages are what the converter publishes (`Mp3Message`).
 """
 
 import json
@@ -19,7 +19,8 @@ from conftest import (
 )
 
 from mp3common.amqp import DELIVERY_LIMIT, Consumer
-from mp3common.jobs import Jobs, mp3_message
+from mp3common.jobs import Jobs
+from mp3common.messages import Mp3Message
 from mp3common.mongo import client
 from mp3testing import (
     RunningConsumer,
@@ -42,22 +43,22 @@ def _consumer(environ, server=None, **changes):
 
 def test_a_converted_job_gets_one_mail_with_its_file_id(environ, jobs, smtp, mailbox):
     job = finished_job(jobs, owner="bob@example.com", filename="talk.mp4")
-    publish(environ["MP3_QUEUE"], mp3_message(job))
+    publish(environ["MP3_QUEUE"], Mp3Message.for_job(job).body())
     with RunningConsumer(_consumer(environ, smtp)):
-        assert wait_until(lambda: jobs.get(job["_id"]).get("notified_at"))
+        assert wait_until(lambda: jobs.get(job.id).notified_at)
     [(_from, rcpt_tos, message)] = mailbox.messages
     assert rcpt_tos == ["bob@example.com"]
     assert message["Subject"] == "Your MP3 is ready: talk.mp4"
     body = message.get_content()
-    assert f"File id: {job['_id']}" in body
-    assert f'"http://mp3converter.com/download?fid={job["_id"]}" \\\n      -o talk.mp3' in body
+    assert f"File id: {job.id}" in body
+    assert f'"http://mp3converter.com/download?fid={job.id}" \\\n      -o talk.mp3' in body
     assert nothing_returns(environ["MP3_QUEUE"])  # acked: it did not come back at the stop
     assert nothing_returns(environ["MP3_QUEUE"] + ".dlq", timeout=0)
 
 
 def test_a_failed_job_gets_a_could_not_convert_mail(environ, jobs, smtp, mailbox):
     job = finished_job(jobs, failed_because="the video has no audio track")
-    publish(environ["MP3_QUEUE"], mp3_message(job))
+    publish(environ["MP3_QUEUE"], Mp3Message.for_job(job).body())
     with RunningConsumer(_consumer(environ, smtp)):
         assert wait_until(lambda: mailbox.messages)
     message = mailbox.messages[0][2]
@@ -69,11 +70,11 @@ def test_a_4xx_answer_is_retried_then_the_mail_goes(environ, jobs, certificate):
     box = Mailbox(answers=["451 4.7.1 Greylisted, try later"] * 2)
     job = finished_job(jobs)
     with SmtpServer(box, tls=certificate) as server:
-        publish(environ["MP3_QUEUE"], mp3_message(job))
+        publish(environ["MP3_QUEUE"], Mp3Message.for_job(job).body())
         with RunningConsumer(_consumer(environ, server)):
-            assert wait_until(lambda: jobs.get(job["_id"]).get("notified_at"))
+            assert wait_until(lambda: jobs.get(job.id).notified_at)
     assert box.rcpt_attempts == 3 and len(box.messages) == 1
-    assert "notify_error" not in jobs.get(job["_id"])  # cleared once it went
+    assert jobs.get(job.id).notify_error is None  # cleared once it went
     assert get_message(environ["MP3_QUEUE"] + ".dlq", timeout=0.5) is None
 
 
@@ -81,28 +82,28 @@ def test_a_5xx_answer_is_dead_lettered_at_once_with_the_reason(environ, jobs, ce
     box = Mailbox(answers=["550 5.1.1 The email account does not exist"] * 10)
     job = finished_job(jobs, owner="nobody@example.com")
     with SmtpServer(box, tls=certificate) as server:
-        publish(environ["MP3_QUEUE"], mp3_message(job))
+        publish(environ["MP3_QUEUE"], Mp3Message.for_job(job).body())
         with RunningConsumer(_consumer(environ, server)) as consumer:
             dead = get_message(environ["MP3_QUEUE"] + ".dlq")
             assert consumer.ready.is_set()  # still consuming, not crashed
-    assert dead is not None and json.loads(dead[0])["video_fid"] == str(job["_id"])
+    assert dead is not None and json.loads(dead[0])["video_fid"] == str(job.id)
     assert box.rcpt_attempts == 1
-    stored = jobs.get(job["_id"])
-    assert stored["notify_error"].startswith("recipient refused: 550 5.1.1")
-    assert stored.get("notified_at") is None
+    stored = jobs.get(job.id)
+    assert stored.notify_error.startswith("recipient refused: 550 5.1.1")
+    assert stored.notified_at is None
 
 
 def test_smtp_down_is_retried_a_bounded_number_of_times_then_dead_lettered(environ, jobs, caplog):
     job = finished_job(jobs)
     down = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(free_port()), "SMTP_SECURITY": "none"}
-    publish(environ["MP3_QUEUE"], mp3_message(job))
+    publish(environ["MP3_QUEUE"], Mp3Message.for_job(job).body())
     with RunningConsumer(_consumer(environ, **down, SMTP_SEND_ATTEMPTS="2")) as consumer:
         dead = get_message(environ["MP3_QUEUE"] + ".dlq", timeout=30)
         assert consumer.ready.is_set()
     assert dead is not None, "never dead-lettered"
     # Every delivery (RabbitMQ 3.10: limit + 1 of them) tries twice, each failure followed by
     # a wait that doubles from 0.1 s up to 0.4 s: bounded, and never a busy loop.
-    prefix = f"sending the mail for job {job['_id']} failed"
+    prefix = f"sending the mail for job {job.id} failed"
     waits = [
         record.getMessage().rsplit(" in ", 1)[1]
         for record in caplog.records
@@ -110,15 +111,15 @@ def test_smtp_down_is_retried_a_bounded_number_of_times_then_dead_lettered(envir
     ]
     attempts = (DELIVERY_LIMIT + 1) * 2
     assert waits == [f"{min(0.1 * 2**n, 0.4):.1f} s" for n in range(attempts)]
-    assert "unreachable" in jobs.get(job["_id"])["notify_error"]
+    assert "unreachable" in jobs.get(job.id).notify_error
 
 
 def test_a_duplicated_message_sends_one_mail(environ, jobs, smtp, mailbox, caplog):
     job = finished_job(jobs)
-    publish(environ["MP3_QUEUE"], mp3_message(job))
-    publish(environ["MP3_QUEUE"], mp3_message(job))
+    publish(environ["MP3_QUEUE"], Mp3Message.for_job(job).body())
+    publish(environ["MP3_QUEUE"], Mp3Message.for_job(job).body())
     with RunningConsumer(_consumer(environ, smtp)):
-        assert wait_until(lambda: f"job {job['_id']} was already notified" in caplog.text)
+        assert wait_until(lambda: f"job {job.id} was already notified" in caplog.text)
     assert nothing_returns(environ["MP3_QUEUE"])  # both handled and acked
     assert len(mailbox.messages) == 1
 
@@ -132,15 +133,15 @@ def test_two_notifiers_with_the_same_job_at_once_send_one_mail(environ, jobs, ce
         first = _consumer(environ, server)
         second = _consumer(environ, server)
         with RunningConsumer(first), RunningConsumer(second):
-            publish(environ["MP3_QUEUE"], mp3_message(job))
-            publish(environ["MP3_QUEUE"], mp3_message(job))
+            publish(environ["MP3_QUEUE"], Mp3Message.for_job(job).body())
+            publish(environ["MP3_QUEUE"], Mp3Message.for_job(job).body())
             # The second waits for the first's mail, then finds the job notified.
             assert wait_until(
-                lambda: f"job {job['_id']} was already notified" in caplog.text, timeout=20
+                lambda: f"job {job.id} was already notified" in caplog.text, timeout=20
             )
     assert nothing_returns(environ["MP3_QUEUE"])  # both handled and acked
     assert len(box.messages) == 1
-    assert f"another notifier is mailing job {job['_id']}" in caplog.text
+    assert f"another notifier is mailing job {job.id}" in caplog.text
 
 
 def test_a_message_redelivered_after_its_mail_went_sends_no_second_one(environ, jobs, certificate):
@@ -148,7 +149,7 @@ def test_a_message_redelivered_after_its_mail_went_sends_no_second_one(environ, 
     the broker redelivers the message: the job says it was sent, nothing more goes."""
     box = Mailbox()
     job = finished_job(jobs)
-    name = f"notify-test-{job['_id']}"
+    name = f"notify-test-{job.id}"
     in_flight, connection_gone = threading.Event(), threading.Event()
     redeliveries, handled = [], []
 
@@ -168,7 +169,7 @@ def test_a_message_redelivered_after_its_mail_went_sends_no_second_one(environ, 
             handled.append(delivery.redelivered)
 
         consumer = Consumer(environ["RABBITMQ_URL"], environ["MP3_QUEUE"], handler, name=name)
-        publish(environ["MP3_QUEUE"], mp3_message(job))
+        publish(environ["MP3_QUEUE"], Mp3Message.for_job(job).body())
         with RunningConsumer(consumer):
             assert in_flight.wait(10)
             assert wait_until(lambda: close_connections(name)), f"no connection named {name}"
@@ -177,7 +178,7 @@ def test_a_message_redelivered_after_its_mail_went_sends_no_second_one(environ, 
     assert nothing_returns(environ["MP3_QUEUE"])  # the redelivery was acked
     assert redeliveries == [False, True]
     assert len(box.messages) == 1
-    assert jobs.get(job["_id"])["notified_at"] is not None
+    assert jobs.get(job.id).notified_at is not None
 
 
 @pytest.mark.parametrize(
@@ -186,6 +187,7 @@ def test_a_message_redelivered_after_its_mail_went_sends_no_second_one(environ, 
         ({"mp3_fid": "x"}, "no video_fid"),
         ({"video_fid": "not-an-id"}, "malformed video_fid"),
         ({"video_fid": 12345}, "video_fid not a string"),
+        ({"video_fid": str(ObjectId()), "state": "converting"}, "not a finished job's message"),
     ],
 )
 def test_a_message_naming_no_job_goes_to_the_dlq(environ, smtp, mailbox, body, why):

@@ -9,12 +9,15 @@ from aiosmtpd.controller import Controller
 from bson import ObjectId
 from conftest import SMTP_PASSWORD, Mailbox, SmtpServer, free_port, make_settings
 
+from mp3common.jobs import Job
 from notification_service.compose import compose
 from notification_service.smtp import PermanentSendError, Sender, TransientSendError
 
 
 def _message(owner="alice@example.com"):
-    job = {"_id": ObjectId(), "owner": owner, "filename": "clip.mp4", "state": "done"}
+    job = Job.from_document(
+        {"_id": ObjectId(), "owner": owner, "filename": "clip.mp4", "state": "done"}
+    )
     return compose(job, sender="mp3converter@example.com", public_url="http://mp3converter.com")
 
 

@@ -34,7 +34,8 @@ import gridfs
 import pika
 
 from mp3common.amqp import Publisher
-from mp3common.jobs import CHUNK_SIZE_BYTES, VIDEO_BUCKET, Jobs, video_message
+from mp3common.jobs import CHUNK_SIZE_BYTES, VIDEO_BUCKET, Jobs
+from mp3common.messages import VideoMessage
 from mp3common.mongo import client
 from mp3testing.media import ffmpeg as encode
 from mp3testing.media import ffmpeg_exe, make_clip
@@ -96,7 +97,7 @@ class Bench:
         return video_id
 
     def publish(self, job_id) -> None:
-        self.publisher.publish(self.video_queue, video_message(self.jobs.get(job_id)))
+        self.publisher.publish(self.video_queue, VideoMessage.for_job(self.jobs.get(job_id)).body())
 
     def wait_mp3_messages(self, count: int, timeout: float = 600.0) -> list[dict]:
         """The next `count` results, read as they arrive (a blocking consume, no polling)."""
@@ -267,7 +268,7 @@ def peak_memory(bench: Bench, big: Path) -> tuple[float, float, float]:
     started = time.perf_counter()
     bench.publish(job_id)
     deadline = time.monotonic() + 600
-    while bench.jobs.get(job_id)["state"] not in ("done", "failed"):
+    while not bench.jobs.get(job_id).finished:
         for child in _children(converter.pid):
             ffmpeg_peak = max(ffmpeg_peak, _status_kb(child, "VmHWM"))
         if time.monotonic() > deadline:
