@@ -143,7 +143,7 @@ class Notifier:
                 log.info("job %s was already notified; not sending again", job_id)
                 return None
             if not job.finished:
-                raise PermanentError(f"job {job_id} is {job.state!r}, not finished; no mail")
+                raise PermanentError(f"job {job_id} is {job.state.value!r}, not finished; no mail")
             if not waited:
                 log.info("another notifier is mailing job %s; waiting for it", job_id)
                 waited = True
