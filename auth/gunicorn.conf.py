@@ -3,7 +3,7 @@
 The shared settings (JSON logs, no control socket, Prometheus multiprocess clean-up, the
 settings checked in the arbiter before any worker starts) come from
 mp3common.gunicorn_conf; the bind addresses and worker counts are on the command line
-(the Dockerfile's CMD, dev/services).
+(the Dockerfile's CMD, dev/supervisord.conf).
 """
 
 from auth_service.settings import load
