@@ -29,7 +29,7 @@ $(VENV)/.installed: requirements-dev.txt $(SERVICE_REQUIREMENTS) constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -c constraints.txt \
 		-r requirements-dev.txt $(addprefix -r ,$(SERVICE_REQUIREMENTS)) \
-		-e "common[amqp,mongo,http,metrics]" -e common/testing
+		-e "common[amqp,mongo,http,metrics,media]" -e common/testing
 	touch $@
 
 $(MONGO_VENV)/.installed: dev/requirements-mongo.txt | $(VENV)/.installed

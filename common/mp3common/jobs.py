@@ -86,6 +86,16 @@ class NotifyClaim:
 
 
 @dataclasses.dataclass(frozen=True)
+class AudioTrack:
+    """The source's audio stream that was converted: ffmpeg's stream index, its codec and
+    language (None when the file does not say)."""
+
+    index: int
+    codec: str
+    language: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Job:
     """One document of the `jobs` collection (see the module docstring for its life).
 
@@ -118,6 +128,9 @@ class Job:
     mp3_fid: ObjectId | None = None
     mp3_size: int | None = None
     duration_seconds: float | None = None
+    audio_track: AudioTrack | None = None
+    #: Something the owner of a done job should know, e.g. that the file looks cut off.
+    warning: str | None = None
     #: Why the job failed, written for its owner.
     reason: str | None = None
     # --- the mail -------------------------------------------------------------------------
@@ -133,6 +146,8 @@ class Job:
         values = {key: value for key, value in document.items() if key in known}
         values["state"] = State(document["state"])
         values["mp3_uploads"] = tuple(document.get("mp3_uploads") or ())
+        if track := document.get("audio_track"):
+            values["audio_track"] = AudioTrack(**track)
         if claim := document.get("notify_claim"):
             values["notify_claim"] = NotifyClaim(by=claim["by"], until=claim["until"])
         return cls(id=document["_id"], **values)
@@ -264,6 +279,8 @@ class Jobs:
         mp3_size: int,
         duration_seconds: float | None,
         attempt: int | None = None,
+        audio_track: AudioTrack | None = None,
+        warning: str | None = None,
     ) -> bool:
         """Mark the job done; False when it is not converting (or, given `attempt`, when a
         later attempt has started since: a converter that lost its message must not win)."""
@@ -278,6 +295,8 @@ class Jobs:
                     "mp3_fid": mp3_fid,
                     "mp3_size": mp3_size,
                     "duration_seconds": duration_seconds,
+                    "audio_track": dataclasses.asdict(audio_track) if audio_track else None,
+                    "warning": warning,
                     "updated_at": now(),
                     "finished_at": now(),
                 }
@@ -358,7 +377,7 @@ class Jobs:
 def public_view(job: Job) -> dict[str, Any]:
     """What the owner may see of a job, JSON-ready: {"fid", "filename", "size", "state",
     "created_at", "updated_at"} (ISO 8601, UTC), and when done {"mp3_fid", "mp3_size",
-    "duration_seconds"}, when failed {"reason"}."""
+    "duration_seconds"} (and "warning" when there is one), when failed {"reason"}."""
     view = {
         "fid": str(job.id),
         "filename": job.filename,
@@ -373,6 +392,8 @@ def public_view(job: Job) -> dict[str, Any]:
             mp3_size=job.mp3_size,
             duration_seconds=job.duration_seconds,
         )
+        if job.warning:
+            view["warning"] = job.warning
     if job.state == FAILED:
         view["reason"] = job.reason
     return view

@@ -23,13 +23,21 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, NoReturn, Self
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
@@ -283,3 +291,25 @@ class ConsumerSettings(ServiceSettings):
     heartbeat_file: str = ""
     #: How long a stopping consumer lets its current message finish before handing it back.
     stop_grace_seconds: float = Field(20.0, ge=1)
+
+
+def _bundled_ffmpeg() -> str:
+    """The ffmpeg in imageio-ffmpeg's wheel (a static build with libmp3lame)."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _an_executable(value: str) -> str:
+    if not shutil.which(value):
+        raise ValueError(f"{value!r} is not an executable")
+    return value
+
+
+class MediaSettings(ServiceSettings):
+    """The ffmpeg that judges and converts files (mp3common.media): one binary for both."""
+
+    #: Unset: the static build in imageio-ffmpeg's wheel (the `media` extra).
+    ffmpeg_binary: Annotated[str, AfterValidator(_an_executable)] = Field(
+        default_factory=_bundled_ffmpeg
+    )

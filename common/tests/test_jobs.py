@@ -16,6 +16,7 @@ from pymongo.common import MAX_BSON_SIZE
 from mp3common.jobs import (
     CHUNK_SIZE_BYTES,
     AttemptEnd,
+    AudioTrack,
     Job,
     Jobs,
     NotifyClaim,
@@ -53,6 +54,8 @@ def _full_document() -> dict:
         "mp3_fid": mp3,
         "mp3_size": 500,
         "duration_seconds": 30.5,
+        "audio_track": {"index": 2, "codec": "aac", "language": "eng"},
+        "warning": "only 3.7 s of 10.0 s could be read; the file looks cut off",
         "reason": "a reason",
         "notify_claim": {"by": "notifier-1", "until": moment + dt.timedelta(seconds=60)},
         "notify_error": "451 try later",
@@ -69,11 +72,13 @@ def test_a_job_reads_every_field_of_its_document():
         "state": State.DONE,
         "mp3_uploads": tuple(document["mp3_uploads"]),
         "notify_claim": NotifyClaim(**document["notify_claim"]),
+        "audio_track": AudioTrack(**document["audio_track"]),
     }
     del expected["_id"]
     # Every field of a Job is in the document: a field added to one is added to the other.
     assert {field.name for field in dataclasses.fields(Job)} == set(expected)
-    assert dataclasses.asdict(job) | {"notify_claim": job.notify_claim} == expected
+    nested = {"notify_claim": job.notify_claim, "audio_track": job.audio_track}
+    assert dataclasses.asdict(job) | nested == expected
     assert job.state == "done" and job.finished
 
 

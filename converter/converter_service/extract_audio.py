@@ -2,9 +2,18 @@
 
 The reference decoded the audio to PCM in Python (moviepy's `write_audiofile`) and
 re-encoded it: 5x slower than ffmpeg doing it alone. Here ffmpeg reads the file, skips
-the video entirely (`-map 0:a:0`: no video decoding) and encodes MP3 with libmp3lame at
-the source's sample rate (only when LAME cannot take it, e.g. 96 kHz, ffmpeg picks the
-nearest it can) and channel layout (more than two channels are mixed down to stereo).
+the video entirely (no video decoding) and encodes MP3 with libmp3lame at the source's
+sample rate (only when LAME cannot take it, e.g. 96 kHz, ffmpeg picks the nearest it can)
+and channel layout (more than two channels are mixed down to stereo).
+
+First the file is judged with the same probe the gateway used (mp3common.media), and the
+demuxer it named is the one that reads it (`-f`), so a file is never read as something
+else than it was taken as. The audio track is the one marked default among those this
+ffmpeg can decode, else the first it can decode (an iPhone's spatial-audio track beside
+its AAC one is skipped). The MP3 keeps the source's timeline: silence where the audio
+starts late or has a gap (`aresample=async=1:first_pts=0`), so a transcript's times match
+the video's. A file whose audio ends well before its container says it should is done,
+with a warning that it looks cut off.
 
 Failures come out as one of two exceptions: `UnusableMedia` (this file will never
 convert; its `reason` is meant for the owner's mail) and `Interrupted` (the worker is
@@ -27,20 +36,21 @@ from pathlib import Path
 from mutagen import MutagenError
 from mutagen.mp3 import MP3
 
+from mp3common import media
+
 log = logging.getLogger(__name__)
 
 _DURATION = re.compile(rb"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 #: ffmpeg's own words → what the owner of the file is told, and its kind for the metrics;
 #: the first match wins.
 _NOT_MEDIA = "the file is not a video or audio file that can be read"
+_UNDECODABLE = "the audio track is in a format that cannot be decoded"
 _REASONS = (
     (
         ("matches no streams", "does not contain any stream"),
         "the video has no audio track",
         "no_audio",
     ),
-    # Random bytes called .mp4 are "detected" as MP4 by their name alone.
-    (("misdetection possible",), _NOT_MEDIA, "not_media"),
     (
         ("moov atom not found", "end of file", "truncat"),
         "the file is incomplete or damaged (was the upload cut off?)",
@@ -52,10 +62,18 @@ _REASONS = (
         "not_media",
     ),
     (
-        ("decoder not found", "unknown codec", "unsupported codec", "error while opening decoder"),
-        "the audio track is in a format that cannot be decoded",
+        (
+            "decoder not found",
+            "no decoder found",
+            "unknown codec",
+            "unsupported codec",
+            "error while opening decoder",
+        ),
+        _UNDECODABLE,
         "codec",
     ),
+    # A guess on a few bytes that the rest of the file did not bear out.
+    (("misdetection possible",), _NOT_MEDIA, "not_media"),
 )
 #: stderr lines kept for the error message: enough for ffmpeg's last words, bounded.
 _STDERR_LINES = 200
@@ -106,6 +124,16 @@ class Audio:
     size: int
     sample_rate: int
     bitrate: int
+    #: The source's audio stream that was converted (None only if ffmpeg listed none).
+    track: media.Stream | None = None
+    #: Something the owner should know about a finished MP3 (e.g. the file looks cut off).
+    warning: str | None = None
+
+
+#: A file is flagged as cut off when its audio is shorter than the container says by
+#: both of these: seconds, and a share of the whole.
+CUT_OFF_MIN_SECONDS = 1.0
+CUT_OFF_MIN_SHARE = 0.1
 
 
 class _StderrReader(threading.Thread):
@@ -140,17 +168,28 @@ class _StderrReader(threading.Thread):
 
 
 def ffmpeg_command(
-    ffmpeg: str, source: Path, target: Path, quality_args: Sequence[str]
+    ffmpeg: str,
+    source: Path,
+    target: Path,
+    quality_args: Sequence[str],
+    *,
+    demuxer: str | None = None,
+    track: int | None = None,
 ) -> list[str]:
+    """`track`: the stream index to convert; None = the first audio track (an error if
+    there is none, with ffmpeg's reason)."""
     return [
         ffmpeg,
         "-nostdin",
         "-hide_banner",
         "-nostats",
+        *(["-f", demuxer] if demuxer else []),
         "-i",
-        str(source),
+        f"file:{source}",
         "-map",
-        "0:a:0",  # the first audio track; an error if there is none
+        "0:a:0" if track is None else f"0:{track}",
+        "-af",
+        "aresample=async=1:first_pts=0",  # the source's timeline: silence where none
         "-vn",
         "-sn",
         "-dn",
@@ -173,12 +212,21 @@ def extract_audio(
     timeouts: Timeouts = Timeouts(),  # noqa: B008 - frozen, so sharing it is safe
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Audio:
-    """Write `source`'s first audio track to `target` as MP3; raise UnusableMedia if it can't."""
+    """Write `source`'s audio track to `target` as MP3; raise UnusableMedia if it can't."""
     if source.is_file() and source.stat().st_size == 0:
         raise UnusableMedia("the file is empty", kind="empty_file")
     started = time.monotonic()
+    found = _judge(source, ffmpeg, timeouts.limit(header_read=False, duration=None), should_stop)
+    track = found.audio_track()
     process = subprocess.Popen(
-        ffmpeg_command(ffmpeg, source, target, quality_args),
+        ffmpeg_command(
+            ffmpeg,
+            source,
+            target,
+            quality_args,
+            demuxer=found.demuxer,
+            track=track.index if track else None,
+        ),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -206,7 +254,7 @@ def extract_audio(
     elapsed = time.monotonic() - started
     if returncode != 0:
         raise _failure(returncode, reader.text())
-    audio = _check_output(target)
+    audio = _check_output(target, track=track, expected_seconds=found.duration_seconds)
     log.info(
         "ffmpeg wrote %.1f s of MP3 (%d bytes, %d Hz) in %.2f s",
         audio.duration_seconds,
@@ -240,7 +288,43 @@ def _detail(line: str) -> str:
     return f"ffmpeg: {line[:300]}"
 
 
-def _check_output(target: Path) -> Audio:
+def _judge(source: Path, ffmpeg: str, limit: float, should_stop: Callable[[], bool]) -> media.Probe:
+    """The probe of the whole file; UnusableMedia when it is not media or has no audio
+    this ffmpeg can decode, Interrupted when a stop was asked meanwhile."""
+    try:
+        found = media.probe(source, ffmpeg=ffmpeg, timeout=limit, should_stop=should_stop)
+    except subprocess.TimeoutExpired as exc:
+        raise UnusableMedia(
+            f"reading the file took longer than {limit:.0f} s; the file may be damaged",
+            "ffmpeg probe killed",
+            kind="timeout",
+        ) from exc
+    except media.ProbeStopped as exc:
+        raise Interrupted("stopping: ffmpeg killed, the job goes back to the queue") from exc
+    if not found.is_media:
+        detail = f"format {found.format or 'unknown'}, score {found.score}"
+        raise UnusableMedia(_NOT_MEDIA, detail, kind="not_media")
+    audio = [stream for stream in found.streams if stream.kind == "audio"]
+    if found.streams and not audio:
+        raise UnusableMedia("the video has no audio track", kind="no_audio")
+    if audio and found.audio_track() is None:
+        codecs = ", ".join(stream.codec for stream in audio)
+        raise UnusableMedia(_UNDECODABLE, f"audio codecs: {codecs}", kind="codec")
+    return found
+
+
+def _cut_off(duration: float, expected: float | None) -> str | None:
+    if expected is None or expected <= 0:
+        return None
+    missing = expected - duration
+    if missing >= CUT_OFF_MIN_SECONDS and missing >= CUT_OFF_MIN_SHARE * expected:
+        return f"only {duration:.1f} s of {expected:.1f} s could be read; the file looks cut off"
+    return None
+
+
+def _check_output(
+    target: Path, *, track: media.Stream | None = None, expected_seconds: float | None = None
+) -> Audio:
     """A zero-length or frame-less MP3 is a failure: the audio track held nothing decodable."""
     size = target.stat().st_size if target.exists() else 0
     if size == 0:
@@ -258,4 +342,6 @@ def _check_output(target: Path) -> Audio:
         size=size,
         sample_rate=info.sample_rate,
         bitrate=info.bitrate,
+        track=track,
+        warning=_cut_off(info.length, expected_seconds),
     )

@@ -37,11 +37,11 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from mp3common.amqp import Delivery, HandBack, Outgoing, PermanentError
-from mp3common.jobs import DONE, FAILED, AttemptEnd, Job, Jobs
+from mp3common.jobs import DONE, FAILED, AttemptEnd, AudioTrack, Job, Jobs
 from mp3common.messages import Mp3Message, VideoMessage
 
 from . import metrics
-from .extract_audio import Interrupted, Timeouts, UnusableMedia, extract_audio
+from .extract_audio import Audio, Interrupted, Timeouts, UnusableMedia, extract_audio
 from .settings import Settings
 from .storage import Storage, VideoMissing
 
@@ -155,6 +155,8 @@ class JobHandler:
             mp3_size=audio.size,
             duration_seconds=audio.duration_seconds,
             attempt=attempt,
+            audio_track=_audio_track(audio),
+            warning=audio.warning,
         ):
             # A later attempt owns the job now (this one lost its message); it reports.
             log.warning("job %s was taken over by a later attempt; dropping this MP3", job_id)
@@ -168,11 +170,13 @@ class JobHandler:
         if not self.settings.keep_source_video:
             self.storage.delete_video(job_id)
         log.info(
-            "job %s done: %d byte video → %.1f s MP3 in %.2f s",
+            "job %s done: %d byte video → %.1f s MP3 (track %s) in %.2f s%s",
             job_id,
             size,
             audio.duration_seconds,
+            audio.track.index if audio.track else "?",
             job_seconds,
+            f"; {audio.warning}" if audio.warning else "",
         )
         finished = dataclasses.replace(job, state=DONE, mp3_fid=mp3_id, reason=None)
         return [self._mp3_message(finished)]
@@ -236,6 +240,12 @@ def _stop_after_grace(stopping: threading.Event, grace_seconds: float):
         return time.monotonic() >= deadline[0]
 
     return should_stop
+
+
+def _audio_track(audio: Audio) -> AudioTrack | None:
+    if audio.track is None:
+        return None
+    return AudioTrack(audio.track.index, audio.track.codec, audio.track.language)
 
 
 def _mp3_name(filename: str | None) -> str:

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 from collections.abc import Mapping
 from typing import Annotated, Self
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from mp3common.settings import BrokerSettings, ConsumerSettings, StoreSettings
+from mp3common.settings import BrokerSettings, ConsumerSettings, MediaSettings, StoreSettings
 
 #: "V0".."V9" is LAME's VBR scale (V0 best); "64k".."320k" a constant bitrate.
 _QUALITY = re.compile(r"^(v[0-9]|(32|40|48|56|64|80|96|112|128|160|192|224|256|320)k)$")
-
-
-def _bundled_ffmpeg() -> str:
-    """The ffmpeg in imageio-ffmpeg's wheel (a static build with libmp3lame)."""
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def _an_mp3_quality(value: str) -> str:
@@ -29,13 +21,7 @@ def _an_mp3_quality(value: str) -> str:
     return value
 
 
-def _an_executable(value: str) -> str:
-    if not shutil.which(value):
-        raise ValueError(f"{value!r} is not an executable")
-    return value
-
-
-class Settings(BrokerSettings, StoreSettings, ConsumerSettings):
+class Settings(BrokerSettings, StoreSettings, ConsumerSettings, MediaSettings):
     """`VIDEO_QUEUE` in, `MP3_QUEUE` out; ffmpeg's quality, binary, time limits, scratch."""
 
     service_name = "converter"
@@ -46,10 +32,6 @@ class Settings(BrokerSettings, StoreSettings, ConsumerSettings):
     mp3_quality: Annotated[
         str, BeforeValidator(lambda v: v.strip().lower()), AfterValidator(_an_mp3_quality)
     ] = "v2"
-    #: The ffmpeg to run; unset = the static build in imageio-ffmpeg's wheel.
-    ffmpeg_binary: Annotated[str, AfterValidator(_an_executable)] = Field(
-        default_factory=_bundled_ffmpeg
-    )
     #: ffmpeg's time limit: base + per second of media, at most max (all in seconds).
     ffmpeg_timeout_base_seconds: float = Field(30.0, ge=1)
     ffmpeg_timeout_per_media_second: float = Field(0.5, ge=0.01)

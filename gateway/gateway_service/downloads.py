@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
+from anyascii import anyascii
 from flask import Request, Response
 from gridfs.grid_file import GridOut
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
@@ -22,15 +23,20 @@ def mp3_name(original: str | None) -> str:
 
 
 def _disposition(name: str) -> dict[str, str]:
-    """Content-Disposition's parameters, with an ASCII fallback for non-ASCII names."""
+    """Content-Disposition's parameters: the name as is when it is ASCII, else the UTF-8
+    name (`filename*`, RFC 6266) and a transliterated ASCII one for old clients
+    ("лекция 1.mp3" → "lektsiya 1.mp3"; "audio.mp3" if nothing is left)."""
     try:
         name.encode("ascii")
         return {"filename": name}
     except UnicodeEncodeError:
-        simple = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-        if not simple.removesuffix(".mp3").strip(" ."):  # 日本語.mp3 → ".mp3", a dotfile
-            simple = "audio.mp3"
-        return {"filename": simple, "filename*": f"UTF-8''{quote(name, safe='')}"}
+        stem = _UNSAFE_IN_ASCII_NAME.sub(" ", anyascii(name.removesuffix(".mp3")))
+        stem = " ".join(stem.split()).strip(" .") or "audio"  # never a hidden ".mp3"
+        return {"filename": f"{stem}.mp3", "filename*": f"UTF-8''{quote(name, safe='')}"}
+
+
+#: What the ASCII fallback name keeps: letters, digits, spaces and . _ - ( ) only.
+_UNSAFE_IN_ASCII_NAME = re.compile(r"[^A-Za-z0-9 ._()-]+")
 
 
 def mp3_response(request: Request, grid_out: GridOut, download_name: str) -> Response:

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, AliasChoices, Field, field_validator
 
-from mp3common.settings import BrokerSettings, DevDefault, StoreSettings
+from mp3common.settings import BrokerSettings, DevDefault, MediaSettings, StoreSettings
 
 GiB = 1024**3
 
@@ -28,7 +28,7 @@ def _an_http_url(url: str) -> str:
     return url
 
 
-class Settings(BrokerSettings, StoreSettings):
+class Settings(BrokerSettings, StoreSettings, MediaSettings):
     """The auth service's address, the stores, the upload limit and the outbox relay."""
 
     service_name = "gateway"

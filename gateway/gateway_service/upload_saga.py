@@ -42,6 +42,7 @@ def accept_upload(
     *,
     owner: str,
     max_bytes: int,
+    ffmpeg: str,
     request_id: str | None,
     storage: Storage,
     publisher: JobPublisher,
@@ -61,6 +62,7 @@ def accept_upload(
             bucket=VIDEO_BUCKET,
             owner=owner,
             max_bytes=max_bytes,
+            ffmpeg=ffmpeg,
         )
     except ClientDisconnected:
         log.info("client went away mid-upload; the partial file %s was removed", job_id)

@@ -56,10 +56,19 @@ def boundary_of(content_type: str | None) -> bytes:
         raise UploadRefused("not_multipart", "The multipart boundary is not valid.") from None
 
 
+#: Unicode categories a name never keeps: control and format characters, line and
+#: paragraph separators (in a mail header they would end the line), unassigned ones.
+_NOT_IN_NAMES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
 def clean_filename(raw: str | None) -> str:
     """The file's own name, as a name to show and reuse, not a path to trust."""
     name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    name = "".join(
+        ch
+        for ch in name
+        if unicodedata.category(ch)[0] != "C" and unicodedata.category(ch) not in ("Zl", "Zp")
+    ).strip()
     return name[:255] or "upload"
 
 
@@ -75,9 +84,16 @@ class _Receiver:
     """The state of one upload while its body is parsed (one part at a time)."""
 
     def __init__(
-        self, fid: ObjectId, database: Database, bucket: str, owner: str, max_bytes: int
+        self,
+        fid: ObjectId,
+        database: Database,
+        bucket: str,
+        owner: str,
+        max_bytes: int,
+        ffmpeg: str,
     ) -> None:
         self.fid = fid
+        self.ffmpeg = ffmpeg
         self.database = database
         self.bucket = bucket
         self.owner = owner
@@ -92,7 +108,9 @@ class _Receiver:
         self.form_bytes = 0
 
     def on_part(self, event: Field | File) -> None:
-        self.in_file = isinstance(event, File)
+        # A part named `file` is the file even without a filename (some clients send
+        # none); its name then defaults to "upload" (clean_filename).
+        self.in_file = isinstance(event, File) or event.name == FILE_FIELD
         if not self.in_file:
             return
         if event.name != FILE_FIELD:
@@ -102,7 +120,7 @@ class _Receiver:
         self.files_seen += 1
         if self.files_seen > 1:
             raise UploadRefused("too_many_files", "Send exactly one file per upload.")
-        self.filename = clean_filename(event.filename)
+        self.filename = clean_filename(getattr(event, "filename", None))
 
     def on_data(self, data: bytes, more: bool) -> None:
         if not self.in_file:
@@ -127,7 +145,7 @@ class _Receiver:
                 self._start_storing()
 
     def _start_storing(self) -> None:
-        self.content_type = media_type(bytes(self.head))
+        self.content_type = media_type(bytes(self.head), ffmpeg=self.ffmpeg)
         if self.content_type is None:
             raise NotMedia(
                 "unsupported_media_type",
@@ -170,9 +188,11 @@ def store_upload(
     bucket: str,
     owner: str,
     max_bytes: int,
+    ffmpeg: str,
 ) -> StoredUpload:
-    """Parse the multipart `body` and store its one file in GridFS `bucket` under `fid`."""
-    receiver = _Receiver(fid, database, bucket, owner, max_bytes)
+    """Parse the multipart `body` and store its one file in GridFS `bucket` under `fid`;
+    `ffmpeg` judges whether it is media (sniff.py)."""
+    receiver = _Receiver(fid, database, bucket, owner, max_bytes, ffmpeg)
     decoder = MultipartDecoder(boundary)
     received = 0
     try:

@@ -86,6 +86,7 @@ def upload():
         boundary,
         owner=owner,
         max_bytes=settings.max_upload_bytes,
+        ffmpeg=settings.ffmpeg_binary,
         request_id=request_id.get(),
         storage=services().storage,
         publisher=services().publisher,

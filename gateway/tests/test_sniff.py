@@ -1,13 +1,21 @@
-"""Containers are recognised by their content: real files made by ffmpeg, and impostors."""
+"""Containers are recognised by their content: real files made by ffmpeg, and impostors.
+
+The whole table of every format ffmpeg writes is tests/test_media_intake.py (system
+tests, through the gateway and the converter); these are the quick ones.
+"""
 
 import gzip
 import io
+import subprocess
 import zipfile
 
+import imageio_ffmpeg
 import pytest
 
 from gateway_service.sniff import SNIFF_BYTES, media_type
 from mp3testing.media import make_clip
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 # Each: whether the clip has a picture (all have a tone), and the codec and container options.
 MADE_BY_FFMPEG = {
@@ -49,7 +57,7 @@ def test_a_real_container_is_recognised(container, tmp_path):
     picture, args = MADE_BY_FFMPEG[container]
     clip = make_clip(tmp_path / f"clip.{container}", 1, video=picture, args=args)
     head = clip.read_bytes()
-    assert media_type(head[:SNIFF_BYTES]) is not None
+    assert media_type(head[:SNIFF_BYTES], ffmpeg=FFMPEG) is not None
 
 
 def _zip() -> bytes:
@@ -91,4 +99,32 @@ def _zip() -> bytes:
     ],
 )
 def test_what_is_not_media_is_refused(head):
-    assert media_type(head) is None
+    assert media_type(head, ffmpeg=FFMPEG) is None
+
+
+@pytest.mark.parametrize("image", ["png", "jpg", "gif", "bmp", "tiff", "webp"])
+def test_a_real_image_is_refused(image, tmp_path):
+    path = tmp_path / f"picture.{image}"
+    subprocess.run(
+        [FFMPEG, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x64", "-frames:v", "2"]
+        + ([] if image == "gif" else ["-update", "1"])
+        + [str(path)],
+        check=True,
+    )
+    assert media_type(path.read_bytes(), ffmpeg=FFMPEG) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1\n00:00:01,000 --> 00:00:02,000\nHello\n\n",  # SubRip subtitles
+        "WEBVTT\n\n00:01.000 --> 00:02.000\nHello\n",
+        "ffconcat version 1.0\nfile '/etc/passwd'\n",  # would make ffmpeg read a file
+        "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:///etc/passwd\n",
+        "<!doctype html><html><body><video src=clip.mp4></video></body></html>",
+        '{"video": "clip.mp4", "duration": 10}',
+    ],
+    ids=["srt", "webvtt", "concat-list", "m3u8-playlist", "html", "json"],
+)
+def test_text_that_ffmpeg_could_follow_or_show_is_refused(text):
+    assert media_type(text.encode(), ffmpeg=FFMPEG) is None

@@ -48,13 +48,21 @@ def _login_command(public_url: str, username: str) -> str:
     return f'curl -X POST -u "{username}:<PASSWORD>" \\\n  {public_url}/login'
 
 
+def _warning(job: Job) -> str:
+    """The job's warning as a paragraph of its own (e.g. that the file looks cut off)."""
+    if not job.warning:
+        return ""
+    text = _CONTROL.sub(" ", job.warning).strip()
+    return "\n" + textwrap.fill(f"Please note: {text}.", width=72) + "\n"
+
+
 def _done_body(job: Job, public_url: str) -> str:
     fid = str(job.id)
     download = textwrap.indent(download_command(public_url, fid, job.filename), "    ")
     return f"""Hello,
 
 your video "{display_name(job.filename)}" has been converted to MP3.
-
+{_warning(job)}
 File id: {fid}
 
 Download it with:

@@ -46,6 +46,13 @@ def test_a_done_mail_names_the_file_its_id_and_the_exact_download_command():
     assert message.get_content_type() == "text/plain"
 
 
+def test_a_done_mail_passes_on_the_jobs_warning():
+    warning = "only 3.7 s of 10.0 s could be read; the file looks cut off"
+    body = _compose(_job(warning=warning)).get_content()
+    assert f"\nPlease note: {warning}.\n" in body
+    assert "Please note" not in _compose(_job()).get_content()
+
+
 def test_the_mail_is_plain_7bit_text_with_short_lines():
     for state in ("done", "failed"):
         message = _compose(_job(state=state, reason="the video has no audio track"))
