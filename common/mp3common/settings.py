@@ -54,6 +54,22 @@ DEV_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 #: The MongoDB that `make run` starts (the stand-in, without accounts).
 DEV_MONGODB_URI = "mongodb://127.0.0.1:27017"
 
+#: Every secret written in this repository: docker-compose.yml's default passwords and JWT
+#: key, and the services' development secrets. Anyone can read them, so production refuses
+#: each, as a value or as the password inside a URL. tests/test_deploy_consistency.py
+#: checks that every default secret in the repository is in this list.
+PUBLISHED_SECRETS = frozenset(
+    {
+        "dev-only-insecure-jwt-secret-do-not-deploy",  # auth's development JWT key
+        "dev-only-compose-jwt-secret-not-for-production",
+        "dev-mysql-password",
+        "dev-mysql-root-password",
+        "dev-mongodb-password",
+        "dev-mongodb-root-password",
+        "dev-rabbitmq-password",
+    }
+)
+
 #: The exit code after which gunicorn's arbiter stops ("App failed to load",
 #: gunicorn.arbiter.Arbiter.APP_LOAD_ERROR) instead of starting worker after worker.
 APP_LOAD_ERROR = 4
@@ -73,6 +89,12 @@ def refuse_to_start(error: SettingsError) -> NoReturn:
     sys.stderr.write(f"{error}\n")
     sys.stderr.flush()
     raise SystemExit(APP_LOAD_ERROR)
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Field metadata: the value is a credential, or a URL that may carry one; production
+    refuses any in PUBLISHED_SECRETS. (A DevDefault(..., secret=True) field is one too.)"""
 
 
 @dataclass(frozen=True)
@@ -182,6 +204,24 @@ def _env_name(name: str, field: FieldInfo) -> str:
     return name.upper()
 
 
+def _is_secret(field: FieldInfo) -> bool:
+    dev = _dev_default(field)
+    return (dev is not None and dev.secret) or any(isinstance(m, Secret) for m in field.metadata)
+
+
+def _published(value: str) -> bool:
+    """The value, or the password in it when it is a URL, is in PUBLISHED_SECRETS."""
+    if value in PUBLISHED_SECRETS:
+        return True
+    if "://" in value:
+        try:
+            password = urlsplit(value).password
+        except ValueError:
+            return False
+        return password is not None and unquote(password) in PUBLISHED_SECRETS
+    return False
+
+
 def _dev_default(field: FieldInfo) -> DevDefault | None:
     return next((m for m in field.metadata if isinstance(m, DevDefault)), None)
 
@@ -213,6 +253,11 @@ def _apply_the_production_rule(
                 )
             elif dev is not None and dev.secret and value.strip() == dev.value:
                 problems[env_name] = f"{env_name} is the development default; set a real value"
+            elif _is_secret(field) and _published(value.strip()):
+                problems[env_name] = (
+                    f"{env_name} holds a secret published in this project's repository "
+                    "(a docker-compose.yml or development default); set one of your own"
+                )
     return problems, dev_defaults
 
 
@@ -273,7 +318,7 @@ class BrokerSettings(ServiceSettings):
 class StoreSettings(ServiceSettings):
     """MongoDB: the GridFS buckets and the jobs collection."""
 
-    mongodb_uri: Annotated[str, DevDefault(DEV_MONGODB_URI)]
+    mongodb_uri: Annotated[str, DevDefault(DEV_MONGODB_URI), Secret()]
     mongodb_db: str = "mp3converter"
 
     @field_validator("mongodb_uri")

@@ -150,3 +150,26 @@ def test_production_refuses_the_guest_broker_account_however_it_is_written(url, 
 def test_development_may_use_the_guest_broker_account():
     url = "amqp://guest:guest@rabbitmq:5672/%2F"
     assert Example.read({"RABBITMQ_URL": url}).rabbitmq_url == url
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SECRET", "dev-only-compose-jwt-secret-not-for-production"),
+        ("RABBITMQ_URL", "amqp://mp3converter:dev-rabbitmq-password@rabbitmq:5672/%2F"),
+        ("MONGODB_URI", "mongodb://mp3converter:dev-mongodb-password@mongodb:27017/x"),
+    ],
+)
+def test_production_refuses_every_secret_published_in_the_repository(name, value):
+    """docker-compose.yml's defaults would let anyone mint tokens or read the stores."""
+    with pytest.raises(SettingsError) as caught:
+        Example.read(PRODUCTION | {name: value})
+    assert str(caught.value) == (
+        f"svc cannot start: {name} holds a secret published in this project's repository "
+        "(a docker-compose.yml or development default); set one of your own"
+    )
+    assert Example.read({name: value})  # development takes it
+
+
+def test_a_published_value_in_a_field_that_is_no_secret_is_fine():
+    Example.read(PRODUCTION | {"HOST": "dev-mysql-password"})

@@ -13,7 +13,13 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, model_validator
 
-from mp3common.settings import BrokerSettings, ConsumerSettings, DevDefault, StoreSettings
+from mp3common.settings import (
+    BrokerSettings,
+    ConsumerSettings,
+    DevDefault,
+    Secret,
+    StoreSettings,
+)
 
 GMAIL_HOST = "smtp.gmail.com"
 SECURITY_MODES = ("starttls", "ssl", "none")
@@ -63,7 +69,7 @@ class Settings(BrokerSettings, StoreSettings, ConsumerSettings):
         le=65535,
     )
     smtp_username: str = Field(default_factory=lambda data: data.get("sender", ""))
-    smtp_password: str = Field("", validation_alias="GMAIL_PASSWORD")
+    smtp_password: Annotated[str, Secret()] = Field("", validation_alias="GMAIL_PASSWORD")
     #: Each network step's limit (connect, each SMTP command).
     smtp_timeout_seconds: float = Field(
         20.0, ge=1, validation_alias=AliasChoices("SMTP_TIMEOUT_SECONDS", "SMTP_TIMEOUT")
