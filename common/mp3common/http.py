@@ -45,7 +45,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
+        # Its own headers stay (a 405's Allow, a 416's Content-Range); the body is ours.
+        headers = {
+            name: value for name, value in exc.get_headers() if name.lower() != "content-type"
+        }
+        return error_response(exc.code or 500, code, exc.description or exc.name, headers)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

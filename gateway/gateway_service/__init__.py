@@ -30,6 +30,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             services.publisher,
             interval_seconds=settings.outbox_relay_interval_seconds,
             older_than_seconds=settings.outbox_relay_age_seconds,
+            orphans_older_than_seconds=settings.orphan_upload_age_seconds,
         ).start()
     register_error_handlers(app)
     instrument(app, "gateway", settings.metrics_port)

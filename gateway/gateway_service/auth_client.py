@@ -76,12 +76,17 @@ class AuthClient:
             log.error("auth /validate answered %s", answer.status_code)
             raise _unavailable()
         try:
-            subject = answer.json()["sub"]
-        except (ValueError, KeyError, TypeError):
-            subject = None
-        if not isinstance(subject, str) or not subject:
-            log.error("auth /validate answered 200 without a subject")
+            claims = answer.json()
+        except ValueError:
+            claims = None
+        if not isinstance(claims, dict):
+            log.error("auth /validate answered 200 without claims")
             raise _unavailable()
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject.strip():
+            # Signed with the right key, but naming nobody: the token is bad, auth is fine.
+            log.warning("auth accepted a token without a subject; refused here")
+            raise NotAuthenticated("invalid_token", "The token is not valid; log in again.")
         return subject
 
     def check(self) -> None:

@@ -36,5 +36,10 @@ class NotMedia(UploadRefused):
     """The file's content is not a video or audio container."""
 
 
+class UploadExpired(UploadRefused):
+    """The body paused for so long that the upload was taken for an abandoned one and
+    its chunks removed (orphans.py); it can only be sent again."""
+
+
 class QueueUnavailable(GatewayError):
     """The broker did not take the job; the upload was undone, so trying again is safe."""

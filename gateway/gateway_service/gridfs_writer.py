@@ -12,19 +12,36 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING
+from pymongo.collection import Collection
 from pymongo.database import Database
 
 from mp3common.jobs import CHUNK_SIZE_BYTES
+
+from .errors import UploadExpired
 
 log = logging.getLogger(__name__)
 
 #: Chunks inserted in one insert_many; 4 x 1 MiB keeps memory small and round trips few.
 BATCH_BYTES = 4 * CHUNK_SIZE_BYTES
+#: How often a file being written says it is still alive (see `in_progress`).
+TOUCH_EVERY_SECONDS = 60.0
+
+
+def in_progress(database: Database, bucket: str) -> Collection:
+    """`<bucket>.uploading`: one `{_id: file id, touched_at}` per file still being written.
+
+    A gateway worker killed mid-upload cannot remove its chunks; this is how they are
+    found later (`orphans.py`). The writer inserts its document before the first chunk and
+    touches it while bytes arrive; whoever settles the upload (the job is written, or the
+    upload is undone) removes it.
+    """
+    return database[f"{bucket}.uploading"]
 
 
 def ensure_indexes(database: Database, bucket: str) -> None:
@@ -58,12 +75,17 @@ class GridFSUpload:
         self._batch_bytes = 0
         self._next_n = 0
         self.length = 0
+        self._in_progress = in_progress(database, bucket)
+        self._in_progress.insert_one({"_id": file_id, "touched_at": dt.datetime.now(dt.UTC)})
+        self._touched = time.monotonic()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridfs-writer")
         self._pending: Future | None = None
 
     def write(self, data: bytes) -> None:
         self._buffer += data
         self.length += len(data)
+        if time.monotonic() - self._touched > TOUCH_EVERY_SECONDS:
+            self._touch()
         while len(self._buffer) >= self._chunk_size:
             self._add_chunk(bytes(self._buffer[: self._chunk_size]))
             del self._buffer[: self._chunk_size]
@@ -76,6 +98,7 @@ class GridFSUpload:
                 self._buffer.clear()
             self._submit()
             self._wait()
+            self._touch()
             self._files.insert_one(
                 {
                     **self._file,
@@ -96,6 +119,20 @@ class GridFSUpload:
         self._executor.shutdown(wait=True)
         self._chunks.delete_many({"files_id": self._file["_id"]})
         self._files.delete_one({"_id": self._file["_id"]})
+        self._in_progress.delete_one({"_id": self._file["_id"]})
+
+    def _touch(self) -> None:
+        """Say the upload is alive; UploadExpired if the orphan sweep has taken it already
+        (its chunks may be gone: the file can only be sent again)."""
+        touched = self._in_progress.update_one(
+            {"_id": self._file["_id"]}, {"$set": {"touched_at": dt.datetime.now(dt.UTC)}}
+        )
+        if touched.matched_count != 1:
+            raise UploadExpired(
+                "upload_expired",
+                "The upload paused for too long and was dropped; send the file again.",
+            )
+        self._touched = time.monotonic()
 
     def _add_chunk(self, data: bytes) -> None:
         self._batch.append({"files_id": self._file["_id"], "n": self._next_n, "data": data})

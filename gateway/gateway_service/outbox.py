@@ -20,6 +20,7 @@ from pymongo.errors import PyMongoError
 from mp3common.amqp import PublishError
 from mp3common.jobs import Jobs, now
 
+from .orphans import remove_abandoned_uploads
 from .publishing import JobPublisher
 from .storage import Storage
 
@@ -43,7 +44,9 @@ def relay_unpublished(jobs: Jobs, publisher: JobPublisher, *, older_than_seconds
 
 
 class OutboxRelay(threading.Thread):
-    """Runs `relay_unpublished` every `interval_seconds` in the background of a process."""
+    """Every `interval_seconds`, in the background of a process: `relay_unpublished`, and
+    its sibling, the orphan sweep (`orphans.remove_abandoned_uploads`) for uploads whose
+    worker died before their job was written (None: no sweep)."""
 
     def __init__(
         self,
@@ -52,12 +55,14 @@ class OutboxRelay(threading.Thread):
         *,
         interval_seconds: float,
         older_than_seconds: float,
+        orphans_older_than_seconds: float | None = None,
     ) -> None:
         super().__init__(name="outbox-relay", daemon=True)
         self._storage = storage
         self._publisher = publisher
         self._interval = interval_seconds
         self._older_than = older_than_seconds
+        self._orphans_older_than = orphans_older_than_seconds
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -66,5 +71,9 @@ class OutboxRelay(threading.Thread):
                 relay_unpublished(
                     self._storage.jobs, self._publisher, older_than_seconds=self._older_than
                 )
+                if self._orphans_older_than is not None:
+                    remove_abandoned_uploads(
+                        self._storage.database, older_than_seconds=self._orphans_older_than
+                    )
             except PyMongoError as exc:
                 log.warning("outbox relay skipped a round: MongoDB unavailable (%s)", exc)

@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 
-from mp3common.amqp import Publisher
+from mp3common.amqp import Publisher, PublishError
 from mp3common.jobs import Job
 from mp3common.messages import VideoMessage
 
@@ -50,7 +50,19 @@ class JobPublisher:
         self._current.publish(self._settings.video_queue, VideoMessage.for_job(job).body())
 
     def check(self) -> None:
-        self._current.check()
+        """Raise PublishError unless the broker answers, on a connection opened afresh if
+        the one this process had is dead.
+
+        An idle worker does not service its connection, so the broker closes it after two
+        missed heartbeats (~60 s); the check is the first to find out, and that is the
+        process's problem, not the broker's. Publisher.check drops the dead connection
+        and raises, so it is asked once more: only a broker that refuses a new
+        connection too makes the gateway not ready.
+        """
+        try:
+            self._current.check()
+        except PublishError:
+            self._current.check()
 
     def close(self) -> None:
         with self._lock:

@@ -60,6 +60,11 @@ class Settings(BrokerSettings, StoreSettings, MediaSettings):
         validation_alias=AliasChoices("OUTBOX_RELAY_AGE_SECONDS", "STRANDED_JOB_AGE_SECONDS"),
     )
 
+    #: How long an upload may go without a byte before the outbox relay's sibling, the
+    #: orphan sweep, takes it for one whose gateway worker died and removes its chunks
+    #: (longer than any pause a live upload makes).
+    orphan_upload_age_seconds: int = Field(900, ge=1)
+
     @field_validator("auth_url", mode="before")
     @classmethod
     def _with_a_scheme(cls, address: object) -> object:

@@ -71,6 +71,10 @@ class Storage:
     def ping(self) -> None:
         self.database.command("ping")
 
+    def settle_upload(self, fid: ObjectId) -> None:
+        """The upload's job is written: its file is no orphan (gridfs_writer.in_progress)."""
+        gridfs_writer.in_progress(self.database, VIDEO_BUCKET).delete_one({"_id": fid})
+
     def discard_upload(self, fid: ObjectId) -> None:
         """Remove an upload's job and file: the undo of an upload that cannot complete."""
         self.jobs.delete(fid)
@@ -78,6 +82,7 @@ class Storage:
             self.videos.delete(fid)
         except NoFile:
             pass
+        self.settle_upload(fid)
 
 
 def discard_quietly(storage: Storage, fid: ObjectId) -> None:

@@ -12,7 +12,10 @@ The steps, and the undo of each (a saga, with the jobs collection as its outbox)
    unconfirmed, and the outbox relay (`outbox.py`) publishes it once more later; the
    converter keeps one result per job.
 
-A gateway process killed between 2 and 4 is the same case as a failed 4.
+A gateway process killed between 2 and 4 is the same case as a failed 4. One killed
+during 1 or between 1 and 2 leaves a file (or its first chunks) that no job owns: the file
+is marked in progress from its first chunk until its job is written (`settle_upload`),
+and the orphan sweep (`orphans.py`) removes such a file once its mark is stale.
 """
 
 from __future__ import annotations
@@ -82,6 +85,10 @@ def accept_upload(
     except PyMongoError:
         discard_quietly(storage, job_id)
         raise
+    try:
+        storage.settle_upload(job_id)
+    except PyMongoError:
+        log.warning("upload %s: its in-progress mark stays (the orphan sweep drops it)", job_id)
     try:
         publisher.publish_job(job)
     except PublishError as exc:

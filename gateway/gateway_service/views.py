@@ -21,13 +21,15 @@ from mp3common.jobs import (
 )
 from mp3common.logs import request_id
 
-from . import downloads, uploads
+from . import downloads, openapi, uploads
+from .api import FidQuery, JobsQuery
 from .errors import (
     AuthUnavailable,
     GatewayError,
     NotAuthenticated,
     NotMedia,
     QueueUnavailable,
+    UploadExpired,
     UploadTooLarge,
 )
 from .services import services
@@ -39,8 +41,6 @@ bp = Blueprint("gateway", __name__)
 #: Multipart's own bytes around the file (boundaries, part headers): allowed on top of
 #: MAX_UPLOAD_BYTES when judging a request by its Content-Length before reading it.
 MULTIPART_ALLOWANCE_BYTES = 64 * 1024
-MAX_PAGE_SIZE = 100
-DEFAULT_PAGE_SIZE = 20
 
 
 def _current_user() -> str:
@@ -56,10 +56,7 @@ def _links(fid: str) -> dict[str, str]:
 
 def _owned_job(owner: str) -> Job:
     """The caller's job named by ?fid= (upload id or MP3 id); 404 for anyone else's."""
-    raw = request.args.get("fid")
-    if raw is None or not raw.strip():
-        raise ApiError(400, "missing_fid", "Say which file: ?fid=<the fid the upload returned>.")
-    fid = parse_id(raw)
+    fid = parse_id(FidQuery.from_request(request.args).fid)
     job = services().storage.jobs.for_owner(fid, owner) if fid is not None else None
     if job is None:
         raise ApiError(404, "not_found", "You have no file with that fid.")
@@ -101,6 +98,7 @@ def upload():
 #: The HTTP status of each error below the views (errors.py); any other is 400.
 STATUS_OF = {
     NotAuthenticated: 401,
+    UploadExpired: 408,
     UploadTooLarge: 413,
     NotMedia: 415,
     AuthUnavailable: 503,
@@ -126,10 +124,8 @@ def status():
 @bp.get("/jobs")
 def jobs():
     owner = _current_user()
-    page = _positive_int("page", 1)
-    per_page = _positive_int("per_page", DEFAULT_PAGE_SIZE)
-    if per_page > MAX_PAGE_SIZE:
-        raise ApiError(400, "invalid_page", f"per_page can be at most {MAX_PAGE_SIZE}.")
+    query = JobsQuery.from_request(request.args)
+    page, per_page = query.page, query.per_page
     store = services().storage.jobs
     total = store.count_for_owner(owner)
     found = store.list_for_owner(owner, limit=per_page, skip=(page - 1) * per_page)
@@ -141,15 +137,6 @@ def jobs():
         total=total,
         next=url_for("gateway.jobs", page=page + 1, per_page=per_page) if more else None,
     )
-
-
-def _positive_int(name: str, default: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise ApiError(400, "invalid_page", f"{name} must be a whole number from 1 up.")
-    return int(raw)
 
 
 @bp.get("/download")
@@ -181,6 +168,12 @@ def download():
 @bp.get("/healthz")
 def healthz():
     return jsonify(status="ok")
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    """The API described (OpenAPI 3.1): every route, parameter, body and error."""
+    return jsonify(openapi.document())
 
 
 @bp.get("/readyz")
