@@ -13,7 +13,7 @@ SERVICE_REQUIREMENTS := $(wildcard $(addsuffix /requirements.txt,$(SERVICES)))
 # Folders whose unit tests run with that folder as the import root.
 UNIT_TEST_DIRS := common $(SERVICES)
 
-.PHONY: help run stop status test unit lint format bench mail logs clean
+.PHONY: help run stop status test unit lint format bench faults mail logs clean
 
 help: ## list the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ format: $(VENV)/.installed ## ruff: fix what it can and format
 
 bench: run ## the benchmarks (speed and memory targets), printed as tables
 	dev/bench.sh
+
+faults: run ## break the running stack as production would (kill -9, broker down, floods): one table, non-zero on any loss
+	set -a; . var/dev.env; set +a; $(VENV)/bin/python tests/faults/faults.py $(if $(ONLY),--only $(ONLY))
 
 clean: stop ## stop everything and remove the environments and run-time state
 	rm -rf $(VENV) $(MONGO_VENV) $(DEPLOY_VENV) var
