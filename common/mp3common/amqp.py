@@ -11,8 +11,13 @@ video without audio raised inside the callback and came back forever. Here:
 * `Consumer` is the one consumer contract, shared by the converter and the notification
   service: prefetch 1; the handler runs on a worker thread while the connection keeps
   being serviced (heartbeats); reconnect with capped backoff; the outcomes of a message
-  are the four `Handler` states; SIGTERM gives the current job a grace period, then hands
-  it back unacknowledged.
+  are the four `Handler` states; only a failure known to pass (`mp3common.transient`) is
+  retried, any other is dead-lettered at once; SIGTERM gives the current job a grace
+  period, then hands it back unacknowledged.
+* A queue that already exists with other arguments (a classic queue made by hand, as the
+  reference's users did) is named once, with what differs and the command that fixes it
+  (`QueueMismatch`, `python -m mp3common.migrate_queue`); a consumer waits for the fix
+  instead of crash-looping, a publisher answers `QueueMismatch` (a `PublishError`).
 * `run_consumer` is the whole life of a consumer process, the same for both services.
 """
 
@@ -26,7 +31,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +42,7 @@ import pika.exceptions
 
 from .logs import request_id
 from .settings import SettingsError, refuse_to_start
+from .transient import TransientError, transient
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +74,59 @@ class HandBack(Exception):
     """
 
 
-class PublishError(Exception):
+class PublishError(TransientError):
     """The broker did not confirm the message; nothing can be assumed about it."""
+
+
+class QueueMismatch(PublishError):
+    """A queue exists with other arguments than declared (RabbitMQ's PRECONDITION_FAILED).
+
+    Retrying cannot help: the broker keeps the queue as it is until somebody moves its
+    messages and re-creates it, which `python -m mp3common.migrate_queue` does.
+    """
+
+    def __init__(self, queue: str, declared: Mapping[str, object], broker_says: str) -> None:
+        self.queue = queue
+        self.declared = dict(declared)
+        self.broker_says = broker_says
+        super().__init__(
+            f"queue {queue!r} exists with other arguments than this service declares "
+            f"(RabbitMQ: {broker_says}); declared: {_arguments(declared)}. Fix: move its "
+            f"messages into the declared quorum queue with "
+            f"`{migrate_command(_main_queue(queue))}` (no message is lost)"
+        )
+
+
+def migrate_command(queue: str) -> str:
+    return f"python -m mp3common.migrate_queue {queue}"
 
 
 def dead_letter_queue(queue: str) -> str:
     return f"{queue}.dlq"
+
+
+def _main_queue(queue: str) -> str:
+    return queue.removesuffix(".dlq")
+
+
+def queue_arguments(queue: str, *, delivery_limit: int = DELIVERY_LIMIT) -> dict[str, object]:
+    """The arguments `queue` is declared with (see `declare_queue`)."""
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": delivery_limit,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": dead_letter_queue(queue),
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+#: The arguments of every dead-letter queue.
+DEAD_LETTER_QUEUE_ARGUMENTS: dict[str, object] = {"x-queue-type": "quorum"}
+
+#: Queues whose mismatch this process has already logged (said once, not per reconnect).
+_mismatch_reported: set[str] = set()
+_mismatch_lock = threading.Lock()
 
 
 def declare_queue(channel, queue: str, *, delivery_limit: int = DELIVERY_LIMIT) -> None:
@@ -83,21 +136,37 @@ def declare_queue(channel, queue: str, *, delivery_limit: int = DELIVERY_LIMIT) 
     failing, or keeps killing its consumer, ends in `<queue>.dlq` instead of looping. The
     at-least-once dead-letter strategy (which needs `reject-publish` overflow) means a
     dead-lettered message is not lost on its way to the DLQ.
+
+    Raises `QueueMismatch` (logged as an error once per process and queue) when either
+    queue exists with other arguments; the channel is closed then (the broker closes it).
     """
     dlq = dead_letter_queue(queue)
-    channel.queue_declare(queue=dlq, durable=True, arguments={"x-queue-type": "quorum"})
-    channel.queue_declare(
-        queue=queue,
-        durable=True,
-        arguments={
-            "x-queue-type": "quorum",
-            "x-delivery-limit": delivery_limit,
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": dlq,
-            "x-dead-letter-strategy": "at-least-once",
-            "x-overflow": "reject-publish",
-        },
-    )
+    _declare(channel, dlq, DEAD_LETTER_QUEUE_ARGUMENTS)
+    _declare(channel, queue, queue_arguments(queue, delivery_limit=delivery_limit))
+
+
+def _declare(channel, queue: str, arguments: Mapping[str, object]) -> None:
+    try:
+        channel.queue_declare(queue=queue, durable=True, arguments=dict(arguments))
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != 406:  # PRECONDITION_FAILED
+            raise
+        mismatch = QueueMismatch(queue, arguments, exc.reply_text)
+        with _mismatch_lock:
+            first = queue not in _mismatch_reported
+            _mismatch_reported.add(queue)
+        if first:
+            log.error("%s", mismatch)
+        raise mismatch from None
+    with _mismatch_lock:
+        fixed = queue in _mismatch_reported
+        _mismatch_reported.discard(queue)
+    if fixed:
+        log.info("queue %r is now declared as this service expects", queue)
+
+
+def _arguments(arguments: Mapping[str, object]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in arguments.items())
 
 
 def connection_parameters(url: str, name: str, *, heartbeat: int = 30, timeout: float = 5.0):
@@ -182,8 +251,12 @@ class Publisher:
         )
         channel = self._connection.channel()
         channel.confirm_delivery()
-        for queue in self._queues:
-            declare_queue(channel, queue)
+        try:
+            for queue in self._queues:
+                declare_queue(channel, queue)
+        except QueueMismatch:
+            self._close_quietly()
+            raise
         self._channel = channel
         return channel
 
@@ -271,11 +344,14 @@ class Handler(Protocol):
 
     * **done**: it returns (the messages to publish, or None). They are published and
       confirmed, then the message is acked. If one cannot be confirmed, it is requeued.
-    * **retry**: it raises any other exception (a store or the network is down). The
-      message is requeued and logged as an error with its traceback. The broker bounds
-      this: past the queue's delivery limit it dead-letters the message, so on
-      `delivery.last_delivery` a handler that wants somebody told must say so itself
-      (with a PermanentError).
+    * **retry**: it raises a failure known to pass (`mp3common.transient`: a store or
+      the network is down, a `TransientError`). The message is requeued and logged as an
+      error with its traceback. The broker bounds this: past the queue's delivery limit
+      it dead-letters the message, so on `delivery.last_delivery` a handler that wants
+      somebody told must say so itself (with a PermanentError).
+    * any other exception (a bug, data nobody foresaw) is not retried: the message is
+      dead-lettered at once, logged with its traceback, with nothing published. A
+      handler that must record the failure catches it and raises PermanentError.
     * **dead-letter**: it raises `PermanentError` (the message can never succeed). Its
       `outgoing` messages (e.g. "this job failed") are published and confirmed, then the
       message is rejected to `<queue>.dlq`.
@@ -291,7 +367,12 @@ class Handler(Protocol):
 
 
 class Consumer:
-    """Consume `queue` one message at a time under the contract in this module's docstring."""
+    """Consume `queue` one message at a time under the contract in this module's docstring.
+
+    `dead_letters_of`: `queue` is that queue's dead-letter queue, declared as its main queue
+    declares it (a dead-letter queue has no limit and no dead-letter queue of its own, so a
+    message it cannot take is dropped: the handler must record what it needs).
+    """
 
     def __init__(
         self,
@@ -300,6 +381,7 @@ class Consumer:
         handler: Handler,
         *,
         publishes_to: Iterable[str] = (),
+        dead_letters_of: str | None = None,
         delivery_limit: int = DELIVERY_LIMIT,
         heartbeat_file: str | None = None,
         stop_grace_seconds: float = 30.0,
@@ -307,7 +389,10 @@ class Consumer:
         heartbeat: int = 30,
         name: str | None = None,
     ) -> None:
+        if dead_letters_of is not None and queue != dead_letter_queue(dead_letters_of):
+            raise ValueError(f"{queue!r} is not the dead-letter queue of {dead_letters_of!r}")
         self.queue = queue
+        self._dead_letters_of = dead_letters_of
         self._name = name or f"consumer of {queue}"
         self._url = url
         self._handler = handler
@@ -340,6 +425,11 @@ class Consumer:
             try:
                 self._consume()
                 backoff = 1.0
+            except QueueMismatch:
+                # Said once, with its fix (declare_queue); retried quietly so that the
+                # consumer goes on by itself once the queue is migrated.
+                self.ready.clear()
+                self.stopping.wait(self._max_backoff)
             except pika.exceptions.AMQPChannelError:
                 log.exception(
                     "channel error on %s: giving up (fix the broker or queue)", self.queue
@@ -366,7 +456,10 @@ class Consumer:
         try:
             channel = connection.channel()
             channel.basic_qos(prefetch_count=1)
-            declare_queue(channel, self.queue, delivery_limit=self.delivery_limit)
+            if self._dead_letters_of is not None:
+                declare_queue(channel, self._dead_letters_of, delivery_limit=self.delivery_limit)
+            else:
+                declare_queue(channel, self.queue, delivery_limit=self.delivery_limit)
             publish_channel = connection.channel()
             publish_channel.confirm_delivery()
             for queue in self._publishes_to:
@@ -434,7 +527,18 @@ class Consumer:
                 )
                 channel.basic_nack(method.delivery_tag, requeue=True)
                 return
-            except Exception:
+            except Exception as exc:
+                if not transient(exc):
+                    # Not known to pass: retrying would only hold up every message behind
+                    # it (prefetch 1). A handler that wants the failure recorded raises
+                    # PermanentError itself; this is the net under it.
+                    log.exception(
+                        "handler failed with %s, not a failure known to pass; "
+                        "dead-lettering the message",
+                        type(exc).__name__,
+                    )
+                    channel.basic_reject(method.delivery_tag, requeue=False)
+                    return
                 log.exception(
                     "handler failed (delivery %d of at most %d); %s",
                     delivery.delivery_count + 1,
@@ -477,24 +581,39 @@ class Consumer:
 
 def run_consumer(
     service: str,
-    build: Callable[[Mapping[str, str] | None], Consumer],
+    build: Callable[[Mapping[str, str] | None], Consumer | Sequence[Consumer]],
     environ: Mapping[str, str] | None = None,
 ) -> None:
     """A consumer process from start to exit, the same for every consumer service.
 
     `build(environ)` reads the settings (SettingsError if they cannot run the service),
-    configures logging and returns the Consumer; the environment is the process's when
-    `environ` is None. Bad settings end the process with every reason on one stderr line
-    and a non-zero exit, as the web services do. Then SIGTERM/SIGINT stop it (the current
-    message gets the consumer's grace period) and it exits with 0.
+    configures logging and returns the Consumer (or several: the first is the process's
+    own, the others run beside it on threads, e.g. the converter's dead-letter reaper);
+    the environment is the process's when `environ` is None. Bad settings end the process
+    with every reason on one stderr line and a non-zero exit, as the web services do. Then
+    SIGTERM/SIGINT stop the first (the current message gets the consumer's grace period),
+    then the others, and it exits with 0.
     """
     try:
-        consumer = build(environ)
+        built = build(environ)
     except SettingsError as exc:
         refuse_to_start(exc)
-    consumer.install_signal_handlers()
-    log.info("%s started (pid %d) on queue %s", service, os.getpid(), consumer.queue)
-    consumer.run()
+    main, *companions = built if isinstance(built, list | tuple) else [built]
+    main.install_signal_handlers()
+    threads = [
+        threading.Thread(target=consumer.run, name=f"consumer-{consumer.queue}", daemon=True)
+        for consumer in companions
+    ]
+    for thread in threads:
+        thread.start()
+    log.info("%s started (pid %d) on queue %s", service, os.getpid(), main.queue)
+    try:
+        main.run()
+    finally:  # the companions stop with the process's own consumer
+        for consumer in companions:
+            consumer.stop()
+        for thread in threads:
+            thread.join(timeout=10)
 
 
 def _nothing() -> None:

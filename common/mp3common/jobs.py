@@ -17,7 +17,8 @@ move a finished job backwards)::
 
 Alongside: `published_at` once the broker confirmed its `video` message (the outbox relay
 publishes the jobs that never got one); `notified_at` once its mail has gone, so a
-redelivered `mp3` message sends none.
+redelivered `mp3` message sends none; `notify_failed_at` (with `notify_error`) once the
+mail failed for good (an address no server takes, a 5xx, a mail that cannot be made).
 """
 
 from __future__ import annotations
@@ -138,6 +139,8 @@ class Job:
     #: Why the last try to send the mail failed.
     notify_error: str | None = None
     notified_at: dt.datetime | None = None
+    #: When the mail failed for good (`notify_error` says why); unset again if it goes later.
+    notify_failed_at: dt.datetime | None = None
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> Job:
@@ -354,12 +357,15 @@ class Jobs:
         return _job(document)
 
     def release_notification(
-        self, job_id: ObjectId, claimant: str, *, error: str | None = None
+        self, job_id: ObjectId, claimant: str, *, error: str | None = None, final: bool = False
     ) -> None:
-        """Give the claim up after a failed send, recording why (`notify_error`)."""
+        """Give the claim up after a failed send, recording why (`notify_error`); `final`:
+        the mail failed for good (`notify_failed_at`), nobody will try it again."""
         update: dict[str, Any] = {"$unset": {"notify_claim": ""}}
         if error is not None:
             update["$set"] = {"notify_error": error, "updated_at": now()}
+            if final:
+                update["$set"]["notify_failed_at"] = now()
         self.collection.update_one({"_id": job_id, "notify_claim.by": claimant}, update)
 
     def mark_notified(self, job_id: ObjectId) -> bool:
@@ -368,16 +374,30 @@ class Jobs:
             {"_id": job_id, "notified_at": None},
             {
                 "$set": {"notified_at": now(), "updated_at": now()},
-                "$unset": {"notify_claim": "", "notify_error": ""},
+                "$unset": {"notify_claim": "", "notify_error": "", "notify_failed_at": ""},
             },
         )
         return result.modified_count == 1
 
 
+MAIL_SENT, MAIL_FAILED, MAIL_PENDING = "sent", "failed", "pending"
+
+
+def mail_state(job: Job) -> dict[str, Any]:
+    """The owner's mail about a finished job: {"state": "sent" | "failed" | "pending",
+    "reason": why it failed (or, pending, why the last try did not go), else None}."""
+    if job.notified_at is not None:
+        return {"state": MAIL_SENT, "reason": None}
+    if job.notify_failed_at is not None:
+        return {"state": MAIL_FAILED, "reason": job.notify_error}
+    return {"state": MAIL_PENDING, "reason": job.notify_error}
+
+
 def public_view(job: Job) -> dict[str, Any]:
     """What the owner may see of a job, JSON-ready: {"fid", "filename", "size", "state",
     "created_at", "updated_at"} (ISO 8601, UTC), and when done {"mp3_fid", "mp3_size",
-    "duration_seconds"} (and "warning" when there is one), when failed {"reason"}."""
+    "duration_seconds"} (and "warning" when there is one), when failed {"reason"}; when
+    finished, "mail" (`mail_state`)."""
     view = {
         "fid": str(job.id),
         "filename": job.filename,
@@ -396,6 +416,8 @@ def public_view(job: Job) -> dict[str, Any]:
             view["warning"] = job.warning
     if job.state == FAILED:
         view["reason"] = job.reason
+    if job.finished:
+        view["mail"] = mail_state(job)
     return view
 
 

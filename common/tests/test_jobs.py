@@ -60,6 +60,7 @@ def _full_document() -> dict:
         "notify_claim": {"by": "notifier-1", "until": moment + dt.timedelta(seconds=60)},
         "notify_error": "451 try later",
         "notified_at": moment + dt.timedelta(seconds=4),
+        "notify_failed_at": moment + dt.timedelta(seconds=2),
     }
 
 
@@ -311,3 +312,48 @@ def test_only_one_of_many_racing_claimants_wins(jobs):
     for thread in threads:
         thread.join()
     assert wins.count(True) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "mail"),
+    [
+        ({}, {"state": "pending", "reason": None}),
+        ({"notify_error": "451 try later"}, {"state": "pending", "reason": "451 try later"}),
+        (
+            {"notified_at": dt.datetime(2024, 5, 1, tzinfo=dt.UTC)},
+            {"state": "sent", "reason": None},
+        ),
+        (
+            {"notify_error": "550 no such user", "notify_failed_at": dt.datetime(2024, 5, 1)},
+            {"state": "failed", "reason": "550 no such user"},
+        ),
+    ],
+)
+def test_a_finished_jobs_view_says_what_became_of_its_mail(changes, mail):
+    for state in ("done", "failed"):
+        document = {"_id": ObjectId(), "owner": "ann@example.com", "state": state} | changes
+        assert public_view(Job.from_document(document))["mail"] == mail
+
+
+def test_an_unfinished_jobs_view_has_no_mail():
+    for state in ("queued", "converting"):
+        document = {"_id": ObjectId(), "owner": "ann@example.com", "state": state}
+        assert "mail" not in public_view(Job.from_document(document))
+
+
+@pytest.mark.stack
+def test_a_mail_that_failed_for_good_shows_failed_until_it_goes(jobs):
+    job_id = _new(jobs)
+    jobs.start(job_id)
+    jobs.fail(job_id, "the video has no audio track")
+    assert jobs.claim_notification(job_id, "n1", lease_seconds=60)
+    jobs.release_notification(job_id, "n1", error="451 try later")
+    assert public_view(jobs.get(job_id))["mail"] == {"state": "pending", "reason": "451 try later"}
+    assert jobs.claim_notification(job_id, "n1", lease_seconds=60)
+    jobs.release_notification(job_id, "n1", error="550 no such user", final=True)
+    job = jobs.get(job_id)
+    assert job.notify_claim is None  # released: a replay from mp3.dlq can claim it
+    assert public_view(job)["mail"] == {"state": "failed", "reason": "550 no such user"}
+    assert jobs.claim_notification(job_id, "n2", lease_seconds=60)
+    assert jobs.mark_notified(job_id)
+    assert public_view(jobs.get(job_id))["mail"] == {"state": "sent", "reason": None}

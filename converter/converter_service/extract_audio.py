@@ -15,10 +15,16 @@ starts late or has a gap (`aresample=async=1:first_pts=0`), so a transcript's ti
 the video's. A file whose audio ends well before its container says it should is done,
 with a warning that it looks cut off.
 
-Failures come out as one of two exceptions: `UnusableMedia` (this file will never
-convert; its `reason` is meant for the owner's mail) and `Interrupted` (the worker is
-stopping; the job should be handed back). Anything else (OSError, e.g. a full disk) is
-a transient problem of this machine.
+A file longer than `max_media_seconds` (MAX_MEDIA_SECONDS) is refused before any
+conversion when its container says how long it is; when it does not, ffmpeg stops a second
+past the limit (`-t`) and the result is refused all the same: an hour of silent Opus is
+1.4 MB to upload and 14 MB of MP3 to make.
+
+Failures come out as one of three exceptions: `UnusableMedia` (this file will never
+convert; its `reason` is meant for the owner's mail), `Interrupted` (the worker is
+stopping; the job should be handed back) and `FfmpegKilled` (a signal, most likely the
+out-of-memory killer, ended ffmpeg: the machine's failure, a `TransientError`, retried).
+OSError (e.g. a full disk) is a transient problem of this machine too.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import collections
 import logging
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -37,6 +44,7 @@ from mutagen import MutagenError
 from mutagen.mp3 import MP3
 
 from mp3common import media
+from mp3common.transient import TransientError
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +102,27 @@ class UnusableMedia(Exception):
 
 class Interrupted(Exception):
     """The worker is stopping; ffmpeg was killed and the job should be handed back."""
+
+
+class FfmpegKilled(TransientError):
+    """A signal we did not send ended ffmpeg (the OOM killer's SIGKILL, say): not the file's
+    fault, so the job is tried again."""
+
+
+def too_long(seconds: float, limit: float) -> UnusableMedia:
+    return UnusableMedia(
+        f"the file is {_hours(seconds)} long; this service converts at most "
+        f"{_hours(limit)} per file",
+        f"{seconds:.0f} s > MAX_MEDIA_SECONDS {limit:.0f}",
+        kind="too_long",
+    )
+
+
+def _hours(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{max(minutes, 1)} min" if seconds >= 60 else f"{seconds:.0f} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes % 60 else f"{minutes // 60} h"
 
 
 @dataclass(frozen=True)
@@ -175,9 +204,11 @@ def ffmpeg_command(
     *,
     demuxer: str | None = None,
     track: int | None = None,
+    max_seconds: float | None = None,
 ) -> list[str]:
     """`track`: the stream index to convert; None = the first audio track (an error if
-    there is none, with ffmpeg's reason)."""
+    there is none, with ffmpeg's reason). `max_seconds`: stop one second past it (the
+    result is then refused as too long)."""
     return [
         ffmpeg,
         "-nostdin",
@@ -196,6 +227,7 @@ def ffmpeg_command(
         "-c:a",
         "libmp3lame",
         *quality_args,
+        *(["-t", f"{max_seconds + 1:g}"] if max_seconds else []),
         "-f",
         "mp3",
         "-y",
@@ -211,6 +243,7 @@ def extract_audio(
     quality_args: Sequence[str] = ("-q:a", "2"),
     timeouts: Timeouts = Timeouts(),  # noqa: B008 - frozen, so sharing it is safe
     should_stop: Callable[[], bool] = lambda: False,
+    max_media_seconds: float | None = None,
 ) -> Audio:
     """Write `source`'s audio track to `target` as MP3; raise UnusableMedia if it can't."""
     if source.is_file() and source.stat().st_size == 0:
@@ -218,6 +251,8 @@ def extract_audio(
     started = time.monotonic()
     found = _judge(source, ffmpeg, timeouts.limit(header_read=False, duration=None), should_stop)
     track = found.audio_track()
+    if max_media_seconds and (found.duration_seconds or 0) > max_media_seconds:
+        raise too_long(found.duration_seconds, max_media_seconds)
     process = subprocess.Popen(
         ffmpeg_command(
             ffmpeg,
@@ -226,6 +261,7 @@ def extract_audio(
             quality_args,
             demuxer=found.demuxer,
             track=track.index if track else None,
+            max_seconds=max_media_seconds,
         ),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -252,9 +288,13 @@ def extract_audio(
         if process.poll() is None:  # an exception on this thread: never leave ffmpeg behind
             _kill(process)
     elapsed = time.monotonic() - started
+    if returncode < 0:  # a signal; ours (time limit, stop) were handled above
+        raise FfmpegKilled(f"ffmpeg was killed by {_signal_name(-returncode)}")
     if returncode != 0:
         raise _failure(returncode, reader.text())
     audio = _check_output(target, track=track, expected_seconds=found.duration_seconds)
+    if max_media_seconds and audio.duration_seconds > max_media_seconds:
+        raise too_long(audio.duration_seconds, max_media_seconds)  # the container did not say
     log.info(
         "ffmpeg wrote %.1f s of MP3 (%d bytes, %d Hz) in %.2f s",
         audio.duration_seconds,
@@ -263,6 +303,13 @@ def extract_audio(
         elapsed,
     )
     return audio
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _kill(process: subprocess.Popen) -> None:

@@ -8,10 +8,16 @@ returns are published and confirmed. Its guarantees:
 * Unusable file: the job is `failed` with a reason for a person, and `PermanentError`
   carries the `mp3` message (state "failed") so the notifier mails the owner; the video
   message is then dead-lettered to `video.dlq` and its video kept for inspection.
-* Transient trouble (MongoDB, disk): an exception, so the message is requeued, up to the
-  queue's delivery limit. On the last delivery (`Delivery.last_delivery`, from the limit
-  the Consumer declared the queue with) the job is failed instead, so its owner hears of
-  it rather than nothing.
+* Transient trouble (`mp3common.transient`: MongoDB or RabbitMQ unreachable, the disk,
+  ffmpeg killed by a signal such as the out-of-memory killer's): an exception, so the
+  message is requeued, up to the queue's delivery limit. On the last delivery
+  (`Delivery.last_delivery`, from the limit the Consumer declared the queue with) the job
+  is failed instead, so its owner hears of it rather than nothing.
+* Any other error (a bug, a record nobody foresaw) is not retried: the job is failed at
+  once with a reason for its owner, and the message dead-lettered, so it holds up nobody.
+* A converter that dies on the last delivery cannot say anything: the broker dead-letters
+  the message to `video.dlq`, where the reaper (`reaper.py`, in every converter process)
+  fails the job and tells its owner.
 * Stopped (SIGTERM) before it is done: `HandBack`, so the message goes back to the queue
   for another converter; a warning, not an error, and the job counts it as `handed_back`,
   neither a failed attempt nor a crash. On the last delivery the broker would dead-letter
@@ -39,9 +45,17 @@ from pymongo.errors import PyMongoError
 from mp3common.amqp import Delivery, HandBack, Outgoing, PermanentError
 from mp3common.jobs import DONE, FAILED, AttemptEnd, AudioTrack, Job, Jobs
 from mp3common.messages import Mp3Message, VideoMessage
+from mp3common.transient import transient
 
 from . import metrics
-from .extract_audio import Audio, Interrupted, Timeouts, UnusableMedia, extract_audio
+from .extract_audio import (
+    Audio,
+    FfmpegKilled,
+    Interrupted,
+    Timeouts,
+    UnusableMedia,
+    extract_audio,
+)
 from .settings import Settings
 from .storage import Storage, VideoMissing
 
@@ -52,6 +66,14 @@ GAVE_UP = "the conversion service could not process it in time; please upload it
 CRASHED = (
     "the video stopped the converter every time it was tried (it may be damaged or too "
     "demanding); try another export of it"
+)
+INTERNAL_ERROR = (
+    "the conversion service failed on it with an unexpected error; please upload it again, "
+    "and if that fails too, tell your administrator the file id"
+)
+KILLED = (
+    "converting it was stopped by the machine every time it was tried (it may need more "
+    "memory than the converter has); try a shorter or smaller export of it"
 )
 #: Attempts that ended in a crash (no word: killed, out of memory) before the last
 #: delivery is spent on failing the job instead of trying once more.
@@ -84,12 +106,24 @@ class JobHandler:
             log.warning("job %s stopped on its last delivery; giving up", job_id)
             raise self._failed(job_id, GAVE_UP, kind="gave_up", detail=str(exc)) from exc
         except Exception as exc:
+            if not transient(exc):
+                # Trying again cannot help and would hold up every job behind this one.
+                log.exception("job %s: an error not known to pass; failing it", job_id)
+                raise self._failed(
+                    job_id, INTERNAL_ERROR, kind="internal", detail=repr(exc)
+                ) from exc
             if not last_delivery:
                 self._note_attempt_end(job_id, AttemptEnd.FAILED)
                 raise
             # The broker dead-letters it after this; tell the owner instead of nothing.
             log.exception("job %s failed on its last delivery; giving up", job_id)
-            raise self._failed(job_id, GAVE_UP, kind="gave_up", detail=repr(exc)) from exc
+            killed = isinstance(exc, FfmpegKilled)
+            raise self._failed(
+                job_id,
+                KILLED if killed else GAVE_UP,
+                kind="killed" if killed else "gave_up",
+                detail=repr(exc),
+            ) from exc
 
     # --- the steps ---------------------------------------------------------------------
 
@@ -133,6 +167,7 @@ class JobHandler:
                     quality_args=self.settings.ffmpeg_quality_args(),
                     timeouts=self.timeouts,
                     should_stop=_stop_after_grace(stopping, self.settings.stop_grace_seconds),
+                    max_media_seconds=self.settings.max_media_seconds,
                 )
             except UnusableMedia as exc:
                 raise self._failed(job_id, exc.reason, kind=exc.kind, detail=exc.detail) from exc

@@ -36,6 +36,9 @@ class Settings(BrokerSettings, StoreSettings, ConsumerSettings, MediaSettings):
     ffmpeg_timeout_base_seconds: float = Field(30.0, ge=1)
     ffmpeg_timeout_per_media_second: float = Field(0.5, ge=0.01)
     ffmpeg_timeout_max_seconds: float = Field(3600.0, ge=1)
+    #: The longest media a job may be, in seconds (6 h): a longer file is refused before
+    #: it is converted (an hour of silent Opus is 1.4 MB to upload, 14 s of a converter).
+    max_media_seconds: float = Field(21600.0, ge=1)
     #: Keep the uploaded video in GridFS after its MP3 is made (default: delete it).
     keep_source_video: bool = False
     #: Where ffmpeg's input and output files are written; unset = the system's temp dir.

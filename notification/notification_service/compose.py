@@ -1,13 +1,22 @@
 """The mail a user gets for a finished job: what happened, the file id, what to run next.
 
 Plain text, because the body is mostly commands to copy. Everything taken from the upload
-(the file name) is cleaned before it reaches a header or a shell command.
+(the file name) is cleaned before it reaches a header or a shell command: every control,
+format, line and paragraph separator character (Unicode categories Cc, Cf, Zl, Zp, and
+unpaired surrogates) becomes a space, so no name, however it got into the job, can make
+the headers fail (a U+2028 in a file name once stalled every user's mail, issue 12).
+
+The owner's address goes out with its domain in IDNA (`someone@xn--exmple-cua.com`), which
+every mail server takes; a local part that is not ASCII stays as it is and needs a server
+with SMTPUTF8 (`smtp.Sender` says so when the server has none). An owner that is not an
+address at all is `InvalidAddress`.
 """
 
 from __future__ import annotations
 
 import re
 import textwrap
+import unicodedata
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 from urllib.parse import urlsplit
@@ -17,14 +26,44 @@ from mp3common.jobs import DONE, Job
 SENDER_NAME = "mp3converter"
 MAX_SUBJECT_NAME = 80
 FOOTER = "mp3converter: an automatic message, replies are not read.\n"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _UNSAFE_FOR_SHELL = re.compile(r"[^A-Za-z0-9._-]+")
+_SPACES = re.compile(r"\s+")
+#: Unicode categories that never belong in a header or a one-line sentence.
+_BREAKING = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+class InvalidAddress(ValueError):
+    """The job's owner is not an address a mail can be sent to."""
+
+
+def one_line(text: object) -> str:
+    """`text` as one line of plain words: breaking characters (see above) become spaces,
+    runs of white space one space."""
+    cleaned = "".join(
+        " " if unicodedata.category(char) in _BREAKING else char for char in str(text)
+    )
+    return _SPACES.sub(" ", cleaned).strip()
 
 
 def display_name(filename: str | None) -> str:
     """The upload's name, fit for a header or a sentence (no line breaks, bounded)."""
-    name = _CONTROL.sub(" ", filename or "").strip() or "your video"
+    name = one_line(filename or "") or "your video"
     return name if len(name) <= MAX_SUBJECT_NAME else name[: MAX_SUBJECT_NAME - 1] + "…"
+
+
+def mail_address(owner: str) -> str:
+    """The owner's address as it goes to the mail server: the domain in IDNA (punycode),
+    the local part unchanged; InvalidAddress when it cannot be an address."""
+    local, at, domain = str(owner).strip().rpartition("@")
+    if not at or not local or not domain or one_line(owner) != str(owner).strip() or " " in owner:
+        raise InvalidAddress(f"the owner {owner!r} is not an email address")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise InvalidAddress(
+            f"the domain of {owner!r} is not a valid internationalised domain name ({exc})"
+        ) from None
+    return f"{local}@{ascii_domain}"
 
 
 def output_name(filename: str | None) -> str:
@@ -52,7 +91,7 @@ def _warning(job: Job) -> str:
     """The job's warning as a paragraph of its own (e.g. that the file looks cut off)."""
     if not job.warning:
         return ""
-    text = _CONTROL.sub(" ", job.warning).strip()
+    text = one_line(job.warning)
     return "\n" + textwrap.fill(f"Please note: {text}.", width=72) + "\n"
 
 
@@ -78,7 +117,7 @@ where <JWT_TOKEN> is what logging in answers:
 
 def _failed_body(job: Job, public_url: str) -> str:
     fid = str(job.id)
-    reason = _CONTROL.sub(" ", str(job.reason or "the converter did not say why")).strip()
+    reason = one_line(job.reason or "the converter did not say why")
     return f"""Hello,
 
 we could not convert your video "{display_name(job.filename)}" to MP3.
@@ -107,7 +146,7 @@ def compose(job: Job, *, sender: str, public_url: str) -> EmailMessage:
     name = display_name(job.filename)
     message = EmailMessage()
     message["From"] = formataddr((SENDER_NAME, sender))
-    message["To"] = job.owner
+    message["To"] = mail_address(job.owner)
     message["Date"] = formatdate(localtime=False, usegmt=True)
     domain = urlsplit(public_url).hostname or "mp3converter"
     message["Message-ID"] = f"<job-{fid}-{job.state}@{domain}>"

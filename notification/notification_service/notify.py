@@ -14,10 +14,18 @@ mail again once the message is redelivered and the claim's lease has run out. Bo
 carry the same Message-ID, which mail systems use to show one. A failure to *record* the
 sent mail is logged and the message still acked: the mail went, and that is the job.
 
-Failures: a 5xx answer → `PermanentError`, dead-lettered with the reason on the job
-(`notify_error`); anything transient → a few attempts with exponential backoff inside this
-delivery, then an exception, so the Consumer requeues it; the queue's delivery limit bounds
-the total, then dead-letters it. Backoff grows across deliveries too (by delivery count).
+Failures, by the one rule of `mp3common.transient`: only a failure known to pass (SMTP
+unreachable, timed out or 4xx; MongoDB unreachable) is retried: a few attempts with
+exponential backoff inside this delivery, then an exception, so the Consumer requeues it;
+the queue's delivery limit bounds the total, then dead-letters it. Backoff grows across
+deliveries too (by delivery count). Anything else (a 5xx answer, an address no server
+takes, a mail that cannot be made, a job record nobody foresaw) fails the mail for good:
+the claim is released, the reason recorded on the job (`notify_error`, `notify_failed_at`:
+/status shows it), and the message dead-lettered at once, so it never holds up the mails
+behind it.
+
+Once the owner of a failed job was told (or the mail failed for good: /status tells it),
+its video is deleted from GridFS: nothing will read it again.
 """
 
 from __future__ import annotations
@@ -28,15 +36,17 @@ import time
 import uuid
 from email.message import EmailMessage
 
+import gridfs
 from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from mp3common.amqp import Delivery, HandBack, PermanentError
-from mp3common.jobs import Job, Jobs
+from mp3common.jobs import FAILED, VIDEO_BUCKET, Job, Jobs
 from mp3common.messages import Mp3Message
+from mp3common.transient import transient
 
 from . import metrics
-from .compose import compose
+from .compose import InvalidAddress, compose
 from .settings import Settings
 from .smtp import PermanentSendError, Sender, TransientSendError
 
@@ -67,6 +77,8 @@ class Notifier:
         try:
             self._notify(job_id, delivery, stopping)
         except PyMongoError as exc:
+            if not transient(exc):
+                raise
             # MongoDB is unreachable: wait before the requeue, so that a short outage does
             # not use up the delivery limit in seconds.
             delay = self.backoff(delivery.delivery_count)
@@ -77,6 +89,33 @@ class Notifier:
 
     def _notify(self, job_id: ObjectId, delivery: Delivery, stopping: threading.Event) -> None:
         claimant = uuid.uuid4().hex
+        try:
+            self._notify_claimed(job_id, claimant, delivery, stopping)
+        except (PermanentError, HandBack, TransientSendError):
+            raise  # already recorded where it happened
+        except Exception as exc:
+            if transient(exc):
+                # The next delivery must not wait out this one's lease.
+                self._release_quietly(job_id, claimant)
+                raise
+            reason = (
+                str(exc)
+                if isinstance(exc, InvalidAddress)
+                else f"the mail could not be made ({type(exc).__name__}: {exc})"
+            )
+            log.exception("the mail for job %s failed for good: %s", job_id, reason)
+            self._jobs.release_notification(job_id, claimant, error=reason, final=True)
+            raise PermanentError(f"mail for job {job_id} failed for good: {reason}") from exc
+
+    def _release_quietly(self, job_id: ObjectId, claimant: str) -> None:
+        try:
+            self._jobs.release_notification(job_id, claimant)
+        except PyMongoError:
+            log.warning("could not release the claim on job %s (its lease will end)", job_id)
+
+    def _notify_claimed(
+        self, job_id: ObjectId, claimant: str, delivery: Delivery, stopping: threading.Event
+    ) -> None:
         attempts = self._settings.send_attempts
         for attempt in range(attempts):
             job = self._claim(job_id, claimant, stopping)
@@ -88,7 +127,8 @@ class Notifier:
             try:
                 self._send(message)
             except PermanentSendError as exc:
-                self._jobs.release_notification(job_id, claimant, error=str(exc))
+                self._jobs.release_notification(job_id, claimant, error=str(exc), final=True)
+                self._forget_video(job)
                 raise PermanentError(f"mail for job {job_id} refused for good: {exc}") from exc
             except TransientSendError as exc:
                 self._jobs.release_notification(job_id, claimant, error=str(exc))
@@ -109,6 +149,7 @@ class Notifier:
                     ) from exc
                 continue
             self._record_sent(job_id, job)
+            self._forget_video(job)
             return
 
     def _send(self, message: EmailMessage) -> None:
@@ -149,6 +190,19 @@ class Notifier:
                 waited = True
             if stopping.wait(CLAIM_POLL_SECONDS):
                 raise Stopping("stopping; the message goes back to the queue")
+
+    def _forget_video(self, job: Job) -> None:
+        """A failed job's video, its owner told: nothing reads it again. Best effort."""
+        if job.state != FAILED:
+            return
+        try:
+            gridfs.GridFSBucket(self._jobs.collection.database, VIDEO_BUCKET).delete(job.id)
+        except gridfs.NoFile:
+            return
+        except PyMongoError:
+            log.warning("could not delete the video of failed job %s", job.id, exc_info=True)
+            return
+        log.info("deleted the video of failed job %s", job.id)
 
     def _record_sent(self, job_id: ObjectId, job: Job) -> None:
         try:

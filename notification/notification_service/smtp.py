@@ -14,6 +14,8 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 
+from mp3common.transient import TransientError
+
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,12 +25,18 @@ class SendError(Exception):
     """The SMTP server did not accept the mail."""
 
 
-class TransientSendError(SendError):
+class TransientSendError(SendError, TransientError):
     """Unreachable, timed out, or a 4xx answer: the same mail may go through later."""
 
 
 class PermanentSendError(SendError):
     """A 5xx answer (bad recipient, login refused, mail rejected): retrying will not help."""
+
+
+NO_SMTPUTF8 = (
+    "the address has a non-ASCII local part (before the @), and the mail server does not "
+    "support SMTPUTF8, which such an address needs"
+)
 
 
 def _describe(exc: smtplib.SMTPResponseException) -> str:
@@ -49,6 +57,8 @@ def classify(exc: Exception) -> SendError:
         if exc.smtp_code >= 500:
             return PermanentSendError(reason)
         return TransientSendError(reason)
+    if isinstance(exc, smtplib.SMTPNotSupportedError) and "SMTPUTF8" in str(exc):
+        return PermanentSendError(NO_SMTPUTF8)
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return PermanentSendError(f"the server cannot do what SMTP_SECURITY asks: {exc}")
     if isinstance(exc, smtplib.SMTPServerDisconnected | OSError | smtplib.SMTPException):
@@ -87,6 +97,7 @@ class Sender:
         try:
             if self._settings.smtp_password:
                 connection.login(self._settings.smtp_username, self._settings.smtp_password)
+            _check_smtputf8(connection, message)
             connection.send_message(message)
         except (smtplib.SMTPException, OSError) as exc:
             raise classify(exc) from exc
@@ -96,3 +107,15 @@ class Sender:
             except (smtplib.SMTPException, OSError):
                 connection.close()
         log.info("mail %s accepted by %s", message["Message-ID"], self._settings.smtp_host)
+
+
+def _check_smtputf8(connection: smtplib.SMTP, message: EmailMessage) -> None:
+    """A non-ASCII address needs SMTPUTF8; without it, say so (smtplib's own error names
+    no address and read like an SMTP_SECURITY problem)."""
+    addresses = [str(message[header]) for header in ("From", "To") if message[header]]
+    if all(address.isascii() for address in addresses):
+        return
+    connection.ehlo_or_helo_if_needed()
+    if not connection.has_extn("smtputf8"):
+        to = str(message["To"])
+        raise PermanentSendError(f"{NO_SMTPUTF8}: {to}")

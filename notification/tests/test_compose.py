@@ -4,7 +4,13 @@ import pytest
 from bson import ObjectId
 
 from mp3common.jobs import Job
-from notification_service.compose import compose, download_command, output_name
+from notification_service.compose import (
+    InvalidAddress,
+    compose,
+    download_command,
+    mail_address,
+    output_name,
+)
 
 FID = ObjectId("65a1b2c3d4e5f60718293a4b")
 
@@ -78,6 +84,14 @@ def test_a_failed_mail_says_why_and_what_to_do():
         (None, "your video"),
         ("x" * 300 + ".mp4", "x" * 79 + "…"),
         ("été à la plage.mp4", "été à la plage.mp4"),
+        # Unicode line and paragraph separators, format and control characters: the
+        # U+2028 once made composing raise after the claim, stalling every mail behind it.
+        ("a\u2028b.mp4", "a b.mp4"),
+        ("a\u2029b\u0085c.mp4", "a b c.mp4"),
+        ("rtl\u202etxt.mp4", "rtl txt.mp4"),
+        ("zero\u200bwidth\ufeff.mp4", "zero width .mp4"),
+        ("tab\tand\x0bvt.mp4", "tab and vt.mp4"),
+        ("lone \udc80 surrogate.mp4", "lone surrogate.mp4"),
     ],
 )
 def test_the_file_name_cannot_break_the_headers(filename, subject_name):
@@ -85,6 +99,30 @@ def test_the_file_name_cannot_break_the_headers(filename, subject_name):
     assert message["Subject"] == f"Your MP3 is ready: {subject_name}"
     assert message["Bcc"] is None
     assert "\nBcc:" not in message.as_string()
+    for state in ("done", "failed"):  # every header and body serialises, as SMTP sends it
+        _compose(_job(filename=filename, state=state, reason="r\u2028s")).as_bytes()
+
+
+@pytest.mark.parametrize(
+    ("owner", "to"),
+    [
+        ("alice@example.com", "alice@example.com"),
+        ("someone@exämple.com", "someone@xn--exmple-cua.com"),
+        ("ann@bücher.example", "ann@xn--bcher-kva.example"),
+        ("jörg@example.com", "jörg@example.com"),  # the local part needs SMTPUTF8
+    ],
+)
+def test_the_domain_goes_out_as_idna(owner, to):
+    assert mail_address(owner) == to
+    assert _compose(_job(owner=owner))["To"] == to
+
+
+@pytest.mark.parametrize(
+    "owner", ["nobody", "@example.com", "ann@", "a b@example.com", "ann@ex\u2028ample.com"]
+)
+def test_an_owner_that_is_no_address_is_refused_with_a_reason(owner):
+    with pytest.raises(InvalidAddress, match="is not an email address"):
+        _compose(_job(owner=owner))
 
 
 @pytest.mark.parametrize(
