@@ -61,12 +61,17 @@ def main() -> None:
     cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4")
     cursor.execute(f"USE `{db}`")
     schema.apply(cursor)
-    # The service reads users and adds them (create-user); it can change nothing else.
+    # The service reads users, adds them (create-user) and removes them (delete-user); of a
+    # row it can change only the password hash and the token version (set-password, the
+    # rehash on login). Nothing else, and no other table.
     ensure_user(
         cursor,
         os.environ["MYSQL_USER"],
         os.environ["MYSQL_PASSWORD"],
-        [f"SELECT, INSERT ON `{db}`.`user`"],
+        [
+            f"SELECT, INSERT, DELETE ON `{db}`.`user`",
+            f"UPDATE (password_hash, token_version) ON `{db}`.`user`",
+        ],
     )
     # The tests make and drop their own databases, all named mp3test_*.
     ensure_user(

@@ -10,8 +10,9 @@ from mp3common.http import register_error_handlers
 from mp3common.http_metrics import instrument
 from mp3common.logs import configure_logging
 
-from . import cli, users, views
+from . import cli, security, users, views
 from . import settings as settings_module
+from .slots import MemorySlots
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
@@ -32,6 +33,10 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         MYSQL_CUSTOM_OPTIONS={"read_timeout": 10, "write_timeout": 10},
     )
     users.mysql.init_app(app)
+    security.return_argon2_memory_when_done()
+    app.extensions["auth_slots"] = MemorySlots(
+        settings.login_verify_slots, security.MEMORY_COST_KIB
+    )
     register_error_handlers(app)
     instrument(app, "auth", settings.metrics_port)
     app.register_blueprint(views.bp)

@@ -41,6 +41,11 @@ class Settings(ServiceSettings):
         str, DevDefault(DEV_JWT_SECRET, secret=True), AfterValidator(_an_hs256_key)
     ]
     jwt_lifetime_seconds: int = Field(86400, ge=60)
+    #: argon2 computations (19 MiB each) one worker process runs at once: with the number
+    #: of workers, auth's memory under a login flood (auth/README.md has the budget).
+    login_verify_slots: int = Field(2, ge=1, le=32)
+    #: How long a login waits for a free slot before it is answered 503 `busy`.
+    login_queue_timeout_seconds: float = Field(1.0, gt=0, le=30)
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:

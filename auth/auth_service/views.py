@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from mp3common.http import ApiError, error_response
 
 from . import security, users
+from .slots import Busy
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
@@ -29,17 +30,51 @@ def login():
             "Send your email and password with HTTP basic auth: curl -u EMAIL:PASSWORD.",
             headers=_BASIC_CHALLENGE,
         )
-    password_hash = users.password_hash_for(auth.username)
-    if not security.verify_password(auth.password, password_hash):
+    settings = current_app.config["SETTINGS"]
+    user = users.find(auth.username)
+    password_hash = user.password_hash if user else None
+    upgraded = None
+    try:
+        with current_app.extensions["auth_slots"].held(
+            security.memory_kib(password_hash), settings.login_queue_timeout_seconds
+        ):
+            accepted = security.verify_password(auth.password, password_hash)
+            if accepted and security.needs_rehash(password_hash):
+                upgraded = security.hash_password(auth.password)
+    except Busy:
+        log.warning("login refused: every argon2 slot is taken")
+        raise ApiError(
+            503,
+            "busy",
+            "Too many logins at once; try again in a moment.",
+            headers={"Retry-After": "1"},
+        ) from None
+    if not accepted:
         log.info("login refused")
         raise ApiError(
             401, "invalid_credentials", "The email or password is wrong.", headers=_BASIC_CHALLENGE
         )
-    settings = current_app.config["SETTINGS"]
-    email = users.normalize_email(auth.username)
-    token = security.issue_token(email, settings.jwt_secret, settings.jwt_lifetime_seconds)
+    if upgraded is not None:
+        _store_upgraded_hash(user, upgraded)
+    token = security.issue_token(
+        user.email,
+        user.id,
+        user.token_version,
+        settings.jwt_secret,
+        settings.jwt_lifetime_seconds,
+    )
     log.info("login accepted")
     return Response(token, status=200, mimetype="text/plain")
+
+
+def _store_upgraded_hash(user: users.User, new_hash: str) -> None:
+    """The password hashed again with today's argon2 parameters; a failure costs nothing
+    but the upgrade (the old hash still verifies), so the login goes on."""
+    try:
+        if users.upgrade_password_hash(user.id, user.password_hash, new_hash):
+            log.info("password hash upgraded to today's argon2 parameters")
+    except MySQLdb.Error as exc:
+        log.warning("password hash not upgraded: %s", exc)
 
 
 @bp.post("/validate")
@@ -57,9 +92,24 @@ def validate():
         raise ApiError(401, "token_expired", "The token has expired; log in again.") from None
     except jwt.PyJWTError:
         raise ApiError(401, "invalid_token", "The token is not valid; log in again.") from None
-    if not isinstance(claims.get("sub"), str):
+    subject, user_id, version = claims.get("sub"), claims.get("uid"), claims.get("ver")
+    if not isinstance(subject, str) or not subject.strip():
         raise ApiError(401, "invalid_token", "The token is not valid; log in again.")
+    if not _an_int(user_id) or not _an_int(version):
+        # Issued before tokens named their user's row and version: cannot be checked.
+        raise ApiError(401, "invalid_token", "The token is not valid; log in again.")
+    if not users.token_is_current(subject, user_id, version):
+        raise ApiError(
+            401,
+            "invalid_token",
+            "The token is no longer valid (the account was removed or its password "
+            "changed); log in again.",
+        )
     return jsonify(claims)
+
+
+def _an_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @bp.get("/healthz")

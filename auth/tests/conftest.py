@@ -74,6 +74,12 @@ def client(app):
 
 
 @pytest.fixture
+def make_client(environ):
+    """A client of an app with some settings changed."""
+    return lambda **changes: create_app({**environ, **changes}).test_client()
+
+
+@pytest.fixture
 def rows(database):
     """Read the user table directly, to check what the service really stored."""
 
@@ -87,6 +93,23 @@ def rows(database):
             connection.close()
 
     return read
+
+
+@pytest.fixture
+def sql(database):
+    """Run one statement on the test's database as an operator would (and commit it)."""
+
+    def run(statement: str, *args):
+        connection = _admin_connection(database)
+        try:
+            cursor = connection.cursor()
+            cursor.execute(statement, args)
+            connection.commit()
+            return cursor.fetchall()
+        finally:
+            connection.close()
+
+    return run
 
 
 @pytest.fixture

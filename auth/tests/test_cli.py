@@ -54,3 +54,44 @@ def test_bad_input_is_refused(runner, rows, email, password, expected):
     assert result.exit_code != 0
     assert expected in result.output
     assert rows() == ()
+
+
+# --- ending a user's tokens: a new password, or the user removed (issue 12, part 8) -------
+
+
+def _token(client, email, password) -> str:
+    response = client.post("/login", headers=basic(email, password))
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def _validates(client, token) -> int:
+    return client.post("/validate", headers={"Authorization": f"Bearer {token}"}).status_code
+
+
+def test_set_password_ends_the_tokens_issued_before(runner, client, user):
+    email, password = user
+    before = _token(client, email, password)
+    result = runner.invoke(args=["set-password", email, "--password-stdin"], input="new pw 123\n")
+    assert result.exit_code == 0, result.output
+    assert "tokens issued before are no longer accepted" in result.output
+    assert _validates(client, before) == 401
+    assert client.post("/login", headers=basic(email, password)).status_code == 401
+    assert _validates(client, _token(client, email, "new pw 123")) == 200
+
+
+def test_delete_user_ends_their_tokens_at_once(runner, client, user, rows):
+    email, password = user
+    token = _token(client, email, password)
+    result = runner.invoke(args=["delete-user", email.upper()])
+    assert result.exit_code == 0, result.output
+    assert rows() == ()
+    assert _validates(client, token) == 401
+
+
+@pytest.mark.parametrize("command", [["set-password", "--password-stdin"], ["delete-user"]])
+def test_an_unknown_user_is_said_so(runner, rows, command):
+    name, *options = command
+    result = runner.invoke(args=[name, "nobody@example.com", *options], input="pw 12345\n")
+    assert result.exit_code == 1
+    assert "no user nobody@example.com" in result.output

@@ -1,4 +1,7 @@
 import base64
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import argon2
 import jwt
@@ -6,6 +9,7 @@ import pytest
 from conftest import TEST_JWT_SECRET, basic
 
 from auth_service import create_app, security
+from auth_service.slots import Busy, MemorySlots
 
 
 @pytest.mark.stack
@@ -151,3 +155,116 @@ def test_readyz_says_not_ready_when_mysql_does_not_answer(client, environ):
     response = down.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["error"] == "database_unavailable"
+
+
+# --- argon2 parameters and the bound on verifies at once (issue 12, part 4) ---------------
+
+#: argon2-cffi's default parameters, which every hash had before (64 MiB, 3 passes, 4 lanes).
+OLD_HASHER = argon2.PasswordHasher()
+
+
+@pytest.mark.stack
+def test_an_old_hash_still_logs_in_and_is_replaced_by_todays(client, sql, rows):
+    email, password = "old@example.com", "an old password"
+    sql(
+        "INSERT INTO user (email, password_hash) VALUES (%s, %s)",
+        email,
+        OLD_HASHER.hash(password),
+    )
+    first = client.post("/login", headers=basic(email, password))
+    assert first.status_code == 200
+    ((_, upgraded),) = rows()
+    parameters = argon2.extract_parameters(upgraded)
+    assert (parameters.memory_cost, parameters.time_cost, parameters.parallelism) == (
+        security.MEMORY_COST_KIB,
+        security.TIME_COST,
+        security.PARALLELISM,
+    )
+    assert client.post("/login", headers=basic(email, password)).status_code == 200
+    assert rows()[0][1] == upgraded  # today's hash is kept as it is
+    # The same password, so the token issued before the upgrade stands.
+    token = first.get_data(as_text=True)
+    assert client.post("/validate", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+@pytest.mark.stack
+def test_a_wrong_password_leaves_an_old_hash_alone(client, sql, rows):
+    old = OLD_HASHER.hash("an old password")
+    sql("INSERT INTO user (email, password_hash) VALUES (%s, %s)", "old@example.com", old)
+    assert client.post("/login", headers=basic("old@example.com", "wrong")).status_code == 401
+    assert rows()[0][1] == old
+
+
+class _SlowHasher:
+    """argon2's hasher, slowed down, counting how many verify at the same moment."""
+
+    def __init__(self, hasher):
+        self._hasher = hasher
+        self._lock = threading.Lock()
+        self.running = self.most = 0
+
+    def verify(self, password_hash, password):
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            time.sleep(0.2)
+            return self._hasher.verify(password_hash, password)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def __getattr__(self, name):
+        return getattr(self._hasher, name)
+
+
+@pytest.mark.stack
+def test_no_more_verifies_run_at_once_than_the_slots(make_client, user, monkeypatch):
+    email, password = user
+    client = make_client(LOGIN_VERIFY_SLOTS="2", LOGIN_QUEUE_TIMEOUT_SECONDS="10")
+    hasher = _SlowHasher(security._hasher)
+    monkeypatch.setattr(security, "_hasher", hasher)
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(
+            pool.map(
+                lambda _: client.post("/login", headers=basic(email, password)).status_code,
+                range(8),
+            )  # fmt: skip
+        )
+    assert statuses == [200] * 8  # each waited its turn, within the wait
+    assert hasher.most == 2
+
+
+@pytest.mark.stack
+def test_a_login_that_finds_no_free_slot_is_a_quick_503_json(make_client, user):
+    email, password = user
+    client = make_client(LOGIN_VERIFY_SLOTS="1", LOGIN_QUEUE_TIMEOUT_SECONDS="0.2")
+    slots = client.application.extensions["auth_slots"]
+    with slots.held(security.MEMORY_COST_KIB, 1):  # a verify that does not end
+        response = client.post("/login", headers=basic(email, password))
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "busy"
+    assert response.headers["Retry-After"] == "1"
+    assert client.post("/login", headers=basic(email, password)).status_code == 200
+
+
+def test_an_old_64_mib_hash_reserves_room_for_all_of_its_memory():
+    assert security.memory_kib(None) == security.MEMORY_COST_KIB
+    assert security.memory_kib(security.hash_password("pw")) == security.MEMORY_COST_KIB
+    assert security.memory_kib(OLD_HASHER.hash("pw")) == 64 * 1024
+    slots = MemorySlots(2, security.MEMORY_COST_KIB)
+    assert slots.needed(security.MEMORY_COST_KIB) == 1
+    assert slots.needed(64 * 1024) == 2  # all of them: it runs alone
+    assert MemorySlots(8, security.MEMORY_COST_KIB).needed(64 * 1024) == 4
+
+
+def test_slots_are_given_back_and_a_full_house_refuses_in_time():
+    slots = MemorySlots(2, 1024)
+    with slots.held(1024, 1), slots.held(1024, 1):
+        assert slots.in_use == 2
+        with pytest.raises(Busy), slots.held(1024, 0.05):
+            pass
+    assert slots.in_use == 0
+    with slots.held(10 * 1024, 1):  # larger than all slots: takes them all
+        assert slots.in_use == 2
+    assert slots.in_use == 0

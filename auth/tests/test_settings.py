@@ -47,6 +47,8 @@ def test_production_names_every_missing_value_in_one_line():
             "JWT_LIFETIME_SECONDS: input should be greater",
         ),
         ("APP_ENV", "staging", "APP_ENV: input should be 'development'"),
+        ("LOGIN_VERIFY_SLOTS", "0", "LOGIN_VERIFY_SLOTS: input should be greater"),
+        ("LOGIN_QUEUE_TIMEOUT_SECONDS", "0", "LOGIN_QUEUE_TIMEOUT_SECONDS: input should be"),
     ],
 )
 def test_bad_values_are_refused(name, value, expected):
