@@ -104,8 +104,8 @@ def test_no_error_is_logged_at_start(running, name):
         except ValueError:
             raise AssertionError(f"{name} logged a line that is not JSON: {line}") from None
         assert records[-1].get("level") not in ("ERROR", "CRITICAL"), line
-    if name == "gateway":  # its gunicorn.conf.py was read: threads for long uploads
-        assert any(r.get("message") == "Using worker: gthread" for r in records), text
+    if name == "gateway":  # its gunicorn.conf.py was read: gevent, for slow clients
+        assert any(r.get("message") == "Using worker: GatewayWorker" for r in records), text
 
 
 @pytest.mark.parametrize("name", SERVICES)
