@@ -10,8 +10,8 @@ from mp3common.http import register_error_handlers
 from mp3common.http_metrics import instrument
 from mp3common.logs import configure_logging
 
+from . import login_limits, views
 from . import settings as settings_module
-from . import views
 from .outbox import OutboxRelay
 from .services import Services
 
@@ -33,6 +33,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             orphans_older_than_seconds=settings.orphan_upload_age_seconds,
         ).start()
     register_error_handlers(app)
+    login_limits.install(app, settings)
     instrument(app, "gateway", settings.metrics_port)
     app.register_blueprint(views.bp)
     return app

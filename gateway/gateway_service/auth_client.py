@@ -18,8 +18,9 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Headers of auth's /login answer that the user needs to see (the basic-auth challenge).
-_PASSED_THROUGH = ("Content-Type", "WWW-Authenticate")
+#: Headers of auth's /login answer that the user needs to see (the basic-auth challenge,
+#: and when to come back after a 503 busy).
+_PASSED_THROUGH = ("Content-Type", "WWW-Authenticate", "Retry-After")
 
 
 def _unavailable() -> AuthUnavailable:

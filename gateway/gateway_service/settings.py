@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from limits import parse_many
 from pydantic import AfterValidator, AliasChoices, Field, field_validator
 
 from mp3common.settings import BrokerSettings, DevDefault, MediaSettings, StoreSettings
@@ -19,6 +20,14 @@ def auth_base_url(address: str) -> str:
     if "://" not in address:
         address = f"http://{address}"
     return address
+
+
+def _rate_limits(value: str) -> str:
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ValueError(f"must be rate limits such as 10/minute;50/hour, not {value!r}") from None
+    return value
 
 
 def _an_http_url(url: str) -> str:
@@ -64,6 +73,22 @@ class Settings(BrokerSettings, StoreSettings, MediaSettings):
     #: orphan sweep, takes it for one whose gateway worker died and removes its chunks
     #: (longer than any pause a live upload makes).
     orphan_upload_age_seconds: int = Field(900, ge=1)
+
+    #: How many proxies in front of the gateway append to X-Forwarded-For: the client
+    #: address is the one the outermost of them reports (1: the ingress). 0 believes no
+    #: header: the socket peer is the client (the dev stack, compose). Never more than
+    #: there are, or a client can name any address it likes.
+    trusted_proxy_hops: Annotated[int, DevDefault(0), Field(ge=0, le=10)]
+    #: Logins allowed per client address (limits syntax, several joined by ";").
+    login_limit_per_address: Annotated[str, AfterValidator(_rate_limits)] = "60/minute"
+    #: Logins allowed per account from one client address: a flood aimed at an account
+    #: from one place never locks its owner out from another.
+    login_limit_per_account_and_address: Annotated[str, AfterValidator(_rate_limits)] = (
+        "10/minute;50/hour"
+    )
+    #: Where the login counters live: `mongodb` (MONGODB_URI, MONGODB_DB: shared by every
+    #: replica) or `memory` (this process only: tests).
+    login_limit_storage: Literal["mongodb", "memory"] = "mongodb"
 
     @field_validator("auth_url", mode="before")
     @classmethod

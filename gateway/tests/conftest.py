@@ -185,10 +185,13 @@ def environ(request, fake_auth):
         "RABBITMQ_URL": RABBITMQ_URL,
         "VIDEO_QUEUE": "test.gateway.no-queue",
         "OUTBOX_RELAY_INTERVAL_SECONDS": "0",  # tests relay by hand (test_outbox.py)
+        # Login counters in the process; a test marked `stack` counts in its own database.
+        "LOGIN_LIMIT_STORAGE": "memory",
     }
     if request.node.get_closest_marker("stack"):
         settings["MONGODB_DB"] = request.getfixturevalue("database").name
         settings["VIDEO_QUEUE"] = request.getfixturevalue("queue_name")
+        settings["LOGIN_LIMIT_STORAGE"] = "mongodb"
     return settings
 
 

@@ -1,0 +1,134 @@
+"""Rate limits on POST /login: per client address, and per account from one address.
+
+Every login costs auth an argon2 verify (19 MiB, ~20 ms of a core); auth bounds how many
+run at once (auth_service/slots.py), and these limits keep one client from filling that
+bound. The second limit is per account *and* address, never per account alone: a flood
+aimed at someone's account from one place exhausts that place's allowance, while the
+owner logging in from anywhere else is not counted against it.
+
+The counters are `limits`' moving windows (the library under Flask-Limiter) in the
+gateway's own MongoDB (collections `login_limit_counters`, `login_limit_windows`, emptied
+by TTL indexes), so every replica counts the same logins. Should MongoDB fail, each
+process counts on its own for a while (FALLBACK_SECONDS) rather than letting logins
+through unlimited or refusing them.
+
+The client address is `request.remote_addr`: the socket's peer, or with
+TRUSTED_PROXY_HOPS = n the address the n-th proxy from us (the ingress) put in
+X-Forwarded-For (werkzeug's ProxyFix). Anything a client writes there itself stands to the
+left of what the ingress appends, and is never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+
+from flask import Flask, request
+from limits import RateLimitItem, parse_many
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, MongoDBStorage
+from limits.strategies import MovingWindowRateLimiter
+from pymongo.errors import PyMongoError
+from werkzeug.datastructures import Authorization
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from mp3common.http import ApiError
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: The endpoint the limits guard (the login view of views.py).
+LOGIN_ENDPOINT = "gateway.login"
+#: How long a process counts on its own after the shared storage failed.
+FALLBACK_SECONDS = 30
+
+
+class LoginLimits:
+    def __init__(self, settings: Settings) -> None:
+        self.per_address = parse_many(settings.login_limit_per_address)
+        self.per_account = parse_many(settings.login_limit_per_account_and_address)
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._shared = self._local
+        if settings.login_limit_storage == "mongodb":
+            self._shared = MovingWindowRateLimiter(
+                MongoDBStorage(
+                    settings.mongodb_uri,
+                    database_name=settings.mongodb_db,
+                    counter_collection_name="login_limit_counters",
+                    window_collection_name="login_limit_windows",
+                    wrap_exceptions=True,
+                    appname="gateway-login-limits",
+                    serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
+                    connectTimeoutMS=settings.mongodb_timeout_ms,
+                    socketTimeoutMS=settings.mongodb_timeout_ms,
+                )
+            )
+        self._shared_failed_at = -math.inf
+
+    def check(self) -> None:
+        """Count this login; ApiError 429 (Retry-After) when one of the limits is spent."""
+        address = request.remote_addr or "unknown"
+        account = _account_of(request.authorization)
+        self._count(self.per_address, ("login-address", address), _FROM_ADDRESS)
+        self._count(self.per_account, ("login-account", address, account), _FOR_ACCOUNT)
+
+    def _count(self, items: list[RateLimitItem], key: tuple[str, ...], message: str) -> None:
+        for item in items:
+            reset_at = self._hit(item, key)
+            if reset_at is not None:
+                seconds = max(1, math.ceil(reset_at - time.time()))
+                log.info("login refused: %s spent for %s", item, key[0])
+                raise ApiError(
+                    429,
+                    "too_many_logins",
+                    message.format(seconds=seconds),
+                    headers={"Retry-After": str(seconds)},
+                    retry_after_seconds=seconds,
+                )
+
+    def _hit(self, item: RateLimitItem, key: tuple[str, ...]) -> float | None:
+        """Count one login: None when allowed, else when the window lets the next one in."""
+        if time.monotonic() - self._shared_failed_at >= FALLBACK_SECONDS:
+            try:
+                return _hit(self._shared, item, key)
+            except (StorageError, PyMongoError) as exc:
+                log.warning("login limits: the shared counters failed (%s); counting here", exc)
+                self._shared_failed_at = time.monotonic()
+        return _hit(self._local, item, key)
+
+
+def _hit(limiter: MovingWindowRateLimiter, item: RateLimitItem, key: tuple[str, ...]):
+    if limiter.hit(item, *key):
+        return None
+    return limiter.get_window_stats(item, *key).reset_time
+
+
+_FROM_ADDRESS = "Too many logins from your address; try again in {seconds} s."
+_FOR_ACCOUNT = (
+    "Too many logins for this account from your address; try again in {seconds} s."
+    " Logins from elsewhere are not affected."
+)
+
+
+def _account_of(credentials: Authorization | None) -> str:
+    """The account a login names, as auth normalises it, hashed: the counters hold no
+    email addresses. '-' when it names none."""
+    if credentials is None or credentials.type != "basic" or not credentials.username:
+        return "-"
+    email = credentials.username.strip().lower()
+    return hashlib.sha256(email.encode()).hexdigest()[:24]
+
+
+def install(app: Flask, settings: Settings) -> None:
+    """Trust X-Forwarded-For as far as TRUSTED_PROXY_HOPS says; limit the login view."""
+    if settings.trusted_proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)
+    limits = app.extensions["login_limits"] = LoginLimits(settings)
+
+    @app.before_request
+    def _limit_logins() -> None:
+        if request.endpoint == LOGIN_ENDPOINT:
+            limits.check()
