@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 LOGIN_ENDPOINT = "gateway.login"
 #: How long a process counts on its own after the shared storage failed.
 FALLBACK_SECONDS = 30
+#: Spent windows a process remembers (each a few hundred bytes).
+MAX_REMEMBERED_REFUSALS = 100_000
 
 
 class LoginLimits:
@@ -67,6 +69,8 @@ class LoginLimits:
                 )
             )
         self._shared_failed_at = -math.inf
+        #: (limit, key) → when its spent window lets a login in again.
+        self._refused: dict[tuple[RateLimitItem, tuple[str, ...]], float] = {}
 
     def check(self) -> None:
         """Count this login; ApiError 429 (Retry-After) when one of the limits is spent."""
@@ -91,13 +95,34 @@ class LoginLimits:
 
     def _hit(self, item: RateLimitItem, key: tuple[str, ...]) -> float | None:
         """Count one login: None when allowed, else when the window lets the next one in."""
+        refused_until = self._refused.get((item, key))
+        if refused_until is not None:
+            if refused_until > time.time():
+                return refused_until
+            del self._refused[(item, key)]
         if time.monotonic() - self._shared_failed_at >= FALLBACK_SECONDS:
             try:
-                return _hit(self._shared, item, key)
+                reset_at = _hit(self._shared, item, key)
             except (StorageError, PyMongoError) as exc:
                 log.warning("login limits: the shared counters failed (%s); counting here", exc)
                 self._shared_failed_at = time.monotonic()
-        return _hit(self._local, item, key)
+                reset_at = _hit(self._local, item, key)
+        else:
+            reset_at = _hit(self._local, item, key)
+        if reset_at is not None:
+            self._remember_refused(item, key, reset_at)
+        return reset_at
+
+    def _remember_refused(self, item: RateLimitItem, key: tuple[str, ...], until: float) -> None:
+        """A spent window stays spent until its oldest login ages out (refusals add none,
+        and other replicas can only add more): until then this process refuses from memory,
+        and a flood costs MongoDB nothing."""
+        if len(self._refused) >= MAX_REMEMBERED_REFUSALS:
+            now = time.time()
+            self._refused = {k: t for k, t in self._refused.items() if t > now}
+            if len(self._refused) >= MAX_REMEMBERED_REFUSALS:
+                return
+        self._refused[(item, key)] = until
 
 
 def _hit(limiter: MovingWindowRateLimiter, item: RateLimitItem, key: tuple[str, ...]):
