@@ -165,6 +165,8 @@ class ConverterProcess:
 
     def __init__(self, world: World, name: str, **env: str) -> None:
         self.log_path = world.work_dir.parent / f"{name}.log"
+        # Its own queue's, not its dead-letter reaper's (which may be ready first).
+        self._ready_line = f'"consuming {world.video_queue}"'
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "consumer"],
@@ -178,7 +180,7 @@ class ConverterProcess:
     def wait_ready(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if '"consuming ' in self.log_path.read_text(errors="replace"):
+            if self._ready_line in self.log_path.read_text(errors="replace"):
                 return
             assert self.process.poll() is None, self.log_path.read_text()
             time.sleep(0.05)

@@ -1,6 +1,8 @@
 """ffmpeg on every kind of input the table in media.py names, without a broker or database."""
 
 import os
+import stat
+import subprocess
 import threading
 import time
 
@@ -9,12 +11,14 @@ import pytest
 from mutagen.mp3 import MP3
 
 from converter_service.extract_audio import (
+    FfmpegKilled,
     Interrupted,
     Timeouts,
     UnusableMedia,
     extract_audio,
     ffmpeg_command,
 )
+from mp3common.transient import transient
 
 
 @pytest.mark.parametrize("name", list(media.SAMPLES))
@@ -96,3 +100,77 @@ def test_the_time_limit_grows_with_the_media():
     assert timeouts.limit(header_read=True, duration=60) == 60
     assert timeouts.limit(header_read=True, duration=10_000) == 600
     assert timeouts.limit(header_read=True, duration=None) == 600
+
+
+def test_ffmpeg_killed_by_a_signal_is_the_machines_failure_not_the_files(media_dir, tmp_path):
+    """The out-of-memory killer's SIGKILL, mimicked: an ffmpeg that kills itself once it is
+    asked to encode (the probe before it runs normally). A transient error, retried; not
+    "the file could not be converted"."""
+    wrapper = tmp_path / "ffmpeg"
+    wrapper.write_text(
+        f'#!/bin/sh\ncase "$*" in *libmp3lame*) kill -KILL $$ ;; esac\nexec "{media.FFMPEG}" "$@"\n'
+    )
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    source = media.make(media.SAMPLES["mp4 h264+aac"], media_dir)
+    with pytest.raises(FfmpegKilled, match="killed by SIGKILL") as killed:
+        extract_audio(source, tmp_path / "out.mp3", ffmpeg=str(wrapper))
+    assert transient(killed.value)
+    assert _ffmpeg_children() == []
+
+
+def _silence(path, seconds: int, *args: str):
+    subprocess.run(
+        [media.FFMPEG, "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i"]
+        + [f"anullsrc=r=8000:cl=mono:d={seconds}", "-c:a", "libopus", "-b:a", "6k"]
+        + ["-compression_level", "0", "-frame_duration", "120", *args]  # fast to make
+        + [str(path)],
+        check=True,
+        timeout=120,
+    )
+    return path
+
+
+def test_media_longer_than_the_limit_is_refused_before_it_is_converted(tmp_path):
+    """An hour of silent Opus: ~1.4 MB to upload, 14 s of a converter and 14 MB of MP3 once;
+    refused from the probe, before ffmpeg encodes anything."""
+    source = _silence(tmp_path / "hour.opus", 3600)
+    assert source.stat().st_size < 2_000_000
+    started = time.monotonic()
+    with pytest.raises(UnusableMedia) as refused:
+        extract_audio(source, tmp_path / "out.mp3", ffmpeg=media.FFMPEG, max_media_seconds=1800)
+    assert (
+        refused.value.reason
+        == "the file is 1 h long; this service converts at most 30 min per file"
+    )
+    assert refused.value.kind == "too_long"
+    assert not (tmp_path / "out.mp3").exists()
+    assert time.monotonic() - started < 5  # refused from the probe, not after converting
+
+
+def test_media_whose_container_does_not_say_its_length_is_stopped_at_the_limit(tmp_path):
+    """WebM written to a pipe has no duration: ffmpeg stops a second past the limit (-t)
+    and the result is refused all the same."""
+    with (tmp_path / "stream.webm").open("wb") as out:
+        subprocess.run(
+            [media.FFMPEG, "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i"]
+            + ["anullsrc=r=48000:cl=mono:d=300", "-c:a", "libopus", "-f", "webm", "pipe:1"],
+            stdout=out,
+            check=True,
+            timeout=120,
+        )
+    with pytest.raises(UnusableMedia) as refused:
+        extract_audio(
+            tmp_path / "stream.webm",
+            tmp_path / "out.mp3",
+            ffmpeg=media.FFMPEG,
+            max_media_seconds=60,
+        )
+    assert refused.value.kind == "too_long"
+    assert "this service converts at most 1 min per file" in refused.value.reason
+    assert MP3(tmp_path / "out.mp3").info.length < 62  # ffmpeg stopped at the limit
+
+
+def test_the_limit_is_a_flag_of_the_command():
+    command = ffmpeg_command("ffmpeg", "in", "out.mp3", ["-q:a", "2"], max_seconds=21600)
+    assert command[command.index("-t") + 1] == "21601"
+    assert "-t" not in ffmpeg_command("ffmpeg", "in", "out.mp3", ["-q:a", "2"])

@@ -7,9 +7,12 @@ from collections import Counter
 from pathlib import Path
 
 import media
+import pika
 import pytest
 
-from mp3testing import queue_depth, wait_until
+from converter_service.handler import CRASHED
+from mp3common.amqp import DELIVERY_LIMIT
+from mp3testing import RABBITMQ_URL, queue_depth, wait_until
 
 pytestmark = pytest.mark.stack  # converter processes on RabbitMQ and MongoDB
 
@@ -21,7 +24,8 @@ def long_clip(tmp_path_factory) -> Path:
     return media.long_clip(tmp_path_factory.mktemp("long"), LONG_SECONDS)
 
 
-def _ffmpeg_running_under(pid: int) -> bool:
+def _ffmpeg_running_under(pid: int, converting: bytes = b"ffmpeg") -> int | None:
+    """The pid of an ffmpeg child of `pid` whose command holds `converting`, or None."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -30,9 +34,9 @@ def _ffmpeg_running_under(pid: int) -> bool:
             command = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if fields[1] == str(pid) and b"ffmpeg" in command:
-            return True
-    return False
+        if fields[1] == str(pid) and b"ffmpeg" in command and converting in command:
+            return int(entry.name)
+    return None
 
 
 def _wait_for(predicate, timeout: float = 30.0):
@@ -123,3 +127,59 @@ def test_sigterm_past_the_grace_kills_ffmpeg_and_hands_the_job_back(world, conve
     converters("next")
     assert world.wait_final(job_id, timeout=60).state == "done"
     assert len(world.messages(world.mp3_queue, timeout=5)) == 1
+
+
+def test_ffmpeg_killed_by_a_signal_is_retried_not_blamed_on_the_file(world, converters, long_clip):
+    """The out-of-memory killer takes ffmpeg, not the converter: the job is tried again
+    (requeued), not failed as "could not be converted"."""
+    first = converters("first")
+    job_id = world.submit(long_clip)
+    _wait_for(lambda: _ffmpeg_running_under(first.process.pid, b"libmp3lame"))
+    os.kill(_ffmpeg_running_under(first.process.pid, b"libmp3lame"), signal.SIGKILL)
+    job = world.wait_final(job_id, timeout=60)
+    assert (job.state, job.reason) == ("done", None)
+    assert (job.attempts, job.failed_attempts) == (2, 1)
+    assert [m["state"] for m in world.messages(world.mp3_queue, timeout=5)] == ["done"]
+    assert any("ffmpeg was killed by SIGKILL" in str(line) for line in first.log_lines())
+    assert first.process.poll() is None  # the converter itself went on
+
+
+def _spend_deliveries(queue: str, count: int) -> None:
+    """Hand the queue's one message back `count` times, as consumers that died would."""
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        channel = connection.channel()
+        deadline = time.monotonic() + 10
+        while count and time.monotonic() < deadline:
+            method = channel.basic_get(queue)[0]
+            if method is None:  # a requeued message takes a moment to be ready again
+                time.sleep(0.02)
+                continue
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            count -= 1
+        assert count == 0, "the message did not come back"
+    finally:
+        connection.close()
+
+
+def test_a_converter_dying_on_the_last_delivery_still_ends_the_job_and_tells_its_owner(
+    world, converters, long_clip
+):
+    """The limit the README named: killed on the last delivery with fewer than two crashes
+    before, the message is dead-lettered unseen. The reaper on video.dlq fails the job and
+    the owner is told."""
+    job_id = world.submit(long_clip)
+    _spend_deliveries(world.video_queue, DELIVERY_LIMIT)  # the next delivery is the last
+    first = converters("first")
+    _wait_for(lambda: _ffmpeg_running_under(first.process.pid, b"libmp3lame"))
+    assert world.jobs.get(job_id).crashed_attempts == 0  # so it was tried, not given up
+    os.killpg(first.process.pid, signal.SIGKILL)
+    first.process.wait(10)
+    assert world.jobs.get(job_id).state == "converting"
+    converters("second")  # its reaper takes the dead letter
+    job = world.wait_final(job_id, timeout=30)
+    assert (job.state, job.reason) == ("failed", CRASHED)
+    [told] = world.messages(world.mp3_queue, timeout=5)
+    assert (told["video_fid"], told["state"], told["reason"]) == (str(job_id), "failed", CRASHED)
+    assert world.messages(f"{world.video_queue}.dlq", timeout=0.5) == []  # reaped
+    assert queue_depth(world.video_queue) == 0
