@@ -116,6 +116,26 @@ def test_a_validly_signed_token_for_nobody_is_401(subject):
         assert answer.json()["error"] == "invalid_token"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "authorization"),
+    [
+        ("POST", "/login", "Basic ééé"),
+        ("POST", "/login", "Basic " + "w6k=" * 3),  # base64 of bytes that are not UTF-8
+        ("GET", "/jobs", "Bearer ééé"),
+    ],
+)
+def test_unreadable_credentials_are_a_json_refusal_not_a_500(method, path, authorization):
+    answer = requests.request(
+        method,
+        f"{GATEWAY_URL}{path}",
+        headers={"Authorization": authorization.encode("utf-8")},
+        timeout=10,
+    )
+    # 401; or 503 while auth itself fails on them (its own 500, not passed through).
+    assert answer.status_code in (401, 503), answer.text
+    assert answer.json()["error"]
+
+
 @pytest.fixture
 def own_gateway(tmp_path):
     """A one-worker gateway of the test's own database and queue, whose outbox relay and

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
+from flask import Request as FlaskRequest
+from werkzeug.datastructures import Authorization
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,22 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers or {}
         self.extra = extra
+
+
+class Request(FlaskRequest):
+    """Flask's request, but credentials that cannot be read are no credentials.
+
+    Werkzeug decodes `Authorization: Basic <non-ASCII>` with base64.b64decode, which
+    raises ValueError (not the binascii.Error Werkzeug catches): every `request.authorization`
+    on such a header was a 500. Set it with `app.request_class = Request`.
+    """
+
+    @property
+    def authorization(self) -> Authorization | None:
+        try:
+            return super().authorization
+        except ValueError:
+            return None
 
 
 def error_response(

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from mp3common.http import register_error_handlers
+from mp3common.http import Request, register_error_handlers
 from mp3common.http_metrics import instrument
 from mp3common.logs import configure_logging
 
@@ -22,6 +22,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     settings = settings_module.load(environ)
     configure_logging("gateway", settings.log_level)
     app = Flask(__name__)
+    app.request_class = Request  # unreadable credentials are none, not a 500
     app.config.update(SETTINGS=settings)
     app.extensions["gateway"] = services = Services.build(settings)
     if settings.outbox_relay_interval_seconds:

@@ -55,6 +55,10 @@ class AuthClient:
     def login(self, authorization: str | None) -> tuple[bytes, int, dict[str, str]]:
         """Auth's answer to the same credentials: body, status and the headers that matter."""
         answer = self._post("/login", authorization)
+        if answer.status_code >= 500 and answer.status_code != 503:
+            # Auth's own failure: the user hears what the gateway says of any auth outage.
+            log.error("auth /login answered %s", answer.status_code)
+            raise _unavailable()
         headers = {name: answer.headers[name] for name in _PASSED_THROUGH if name in answer.headers}
         return answer.content, answer.status_code, headers
 

@@ -140,3 +140,12 @@ def test_gunicorns_refusals_are_json(status, reason, error):
     assert "Connection: close" in lines
     assert json.loads(body)["error"] == error
     assert b"script" not in body
+
+
+def test_unreadable_basic_credentials_are_not_a_500(client):
+    """Werkzeug's parser raised ValueError on non-ASCII Basic credentials, and the login
+    limits read them first. The fake auth, like auth itself when this was found, fails
+    on them with a 500 of its own, which the gateway tells as auth being unavailable."""
+    response = client.post("/login", headers={"Authorization": "Basic ééé"})
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "auth_unavailable"
