@@ -109,7 +109,7 @@ def test_every_answer_fits_the_document_and_none_is_a_server_error(done_job, tmp
             + list(args),
             capture_output=True,
             text=True,
-            cwd=ROOT,
+            cwd=tmp_path,  # its cache (.schemathesis/) goes there
             env=env,
             timeout=600,
         )
