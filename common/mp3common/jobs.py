@@ -362,11 +362,23 @@ class Jobs:
         """Give the claim up after a failed send, recording why (`notify_error`); `final`:
         the mail failed for good (`notify_failed_at`), nobody will try it again."""
         update: dict[str, Any] = {"$unset": {"notify_claim": ""}}
+        match: dict[str, Any] = {"_id": job_id, "notify_claim.by": claimant}
         if error is not None:
             update["$set"] = {"notify_error": error, "updated_at": now()}
-            if final:
-                update["$set"]["notify_failed_at"] = now()
-        self.collection.update_one({"_id": job_id, "notify_claim.by": claimant}, update)
+        if error is not None and final:
+            update["$set"]["notify_failed_at"] = now()
+            # Also when the claim was never taken (the record could not even be read):
+            # whatever failed for good is recorded, unless another notifier holds the job.
+            match = {
+                "_id": job_id,
+                "notified_at": None,
+                "$or": [
+                    {"notify_claim.by": claimant},
+                    {"notify_claim": None},
+                    {"notify_claim.until": {"$lt": now()}},
+                ],
+            }
+        self.collection.update_one(match, update)
 
     def mark_notified(self, job_id: ObjectId) -> bool:
         """Record the mail as sent; False if it already was (then none more is sent)."""

@@ -92,16 +92,17 @@ def _authenticate(server, session, envelope, mechanism, auth_data):
 
 
 class SmtpServer:
-    """A real SMTP server on 127.0.0.1: STARTTLS + AUTH required when `tls` is given."""
+    """A real SMTP server on 127.0.0.1: STARTTLS + AUTH required when `tls` is given;
+    SMTPUTF8 (internationalised addresses) offered only when `smtputf8`."""
 
-    def __init__(self, mailbox: Mailbox, tls: tuple | None = None) -> None:
+    def __init__(self, mailbox: Mailbox, tls: tuple | None = None, smtputf8: bool = False) -> None:
         self.mailbox = mailbox
         self.port = free_port()
-        kwargs = {}
+        kwargs: dict = {"enable_SMTPUTF8": smtputf8}
         if tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(str(tls[0]), str(tls[1]))
-            kwargs = dict(
+            kwargs |= dict(
                 tls_context=context,
                 require_starttls=True,
                 auth_required=True,
