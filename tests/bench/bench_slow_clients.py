@@ -1,9 +1,10 @@
 """Slow clients against the gateway: do /healthz, a login and a 1 MB upload still answer?
 
-Two gateways of its own are started in turn, each from gateway/gunicorn.conf.py with its
-2 workers, a database and a queue of its own (the running converters never see these
-files): "before" is the worker the gateway had until issue 12 (gthread, 8 threads each:
-`-k gthread --threads 8` on the command line), "now" is the configuration as it is.
+Two gateways of its own are started in turn, each with 2 workers, a database and a queue
+of its own (the running converters never see these files) and login limits high enough
+for the probe's 20 logins (the limiter is not what is measured): "before" runs the
+gunicorn configuration the gateway had until issue 12 (BEFORE_CONF: gthread, 8 threads
+per worker), "now" runs gateway/gunicorn.conf.py as it is.
 Against each, 200 slow clients are kept connected from asyncio: 100 send request headers
 at 1 KB/s without ever ending them, 100 send an upload's body (with a valid token) at
 1 KB/s. A client the gateway cuts off is replaced at once, so 200 are connected all along.
@@ -43,9 +44,25 @@ TARGET_SECONDS = 1.0
 DEV_USER = ("assylbek@email.com", "Admin123")
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
 CALLS = ("GET /healthz", "POST /login", "POST /upload 1 MB")
+#: The gateway's gunicorn.conf.py before issue 12 (its workers, threads and timeouts).
+BEFORE_CONF = """
+from gateway_service.settings import load
+from mp3common.gunicorn_conf import (
+    access_log_format, accesslog, child_exit, control_socket_disable, logconfig_dict,
+    starting_hook,
+)
+on_starting = starting_hook(load)
+worker_class = "gthread"
+workers = 2
+threads = 8
+timeout = 60
+graceful_timeout = 30
+keepalive = 5
+"""
+#: Each configuration measured: the gunicorn config file's text (None: gunicorn.conf.py).
 CONFIGS = {
-    "before: gthread 2 x 8 threads": ["-k", "gthread", "--threads", "8"],
-    "now: gunicorn.conf.py": [],
+    "before: gthread, 2 workers x 8 threads": BEFORE_CONF,
+    "now: gunicorn.conf.py (gevent, 2 workers)": None,
 }
 
 
@@ -66,19 +83,25 @@ def make_video(path: Path) -> Path:
 
 
 class Gateway:
-    """The gateway's gunicorn.conf.py on a free port, with extra command-line options."""
+    """The gateway on a free port, from gunicorn.conf.py or another config file `conf`."""
 
-    def __init__(self, options: list[str], database: str, queue: str) -> None:
+    def __init__(self, conf: Path | None, database: str, queue: str) -> None:
         self.port = free_port()
         env = {**os.environ, "MONGODB_DB": database, "VIDEO_QUEUE": queue, "LOG_LEVEL": "warning"}
+        env["PYTHONPATH"] = str(ROOT / "gateway")  # for a config file from elsewhere
+        env["LOGIN_LIMIT_STORAGE"] = "memory"
+        env["LOGIN_LIMIT_PER_ADDRESS"] = env["LOGIN_LIMIT_PER_ACCOUNT_AND_ADDRESS"] = "600/minute"
+        options = ["--config", str(conf)] if conf else []
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         env.pop("METRICS_PORT", None)
+        self.log = tempfile.TemporaryFile()  # shown only if it does not start
         self.process = subprocess.Popen(
             [str(ROOT / ".venv" / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{self.port}"]
             + ["--access-logfile", "/dev/null", *options, "server:app"],
             cwd=ROOT / "gateway",
             env=env,
-            stdout=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -88,6 +111,8 @@ class Gateway:
             except requests.RequestException:
                 pass
             time.sleep(0.2)
+        self.log.seek(0)
+        sys.stderr.write(self.log.read().decode(errors="replace")[-4000:])
         self.stop()
         raise SystemExit("the bench gateway did not become ready")
 
@@ -95,14 +120,25 @@ class Gateway:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def workers(self) -> list[str]:
+        pid = self.process.pid
+        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+
     def workers_rss_mb(self) -> float:
-        pids = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
         total_kb = 0
-        for pid in pids.split():
+        for pid in self.workers():
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total_kb += int(line.split()[1])
         return total_kb / 1024
+
+    def workers_cpu_seconds(self) -> float:
+        """User and system CPU time the workers have used so far."""
+        ticks = 0
+        for pid in self.workers():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -111,6 +147,7 @@ class Gateway:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self.log.close()
 
 
 # --- the slow clients ------------------------------------------------------------------------
@@ -218,10 +255,10 @@ def probe(name: str, call, results: dict, stop_at: float) -> None:
     results[name] = (times, statuses)
 
 
-def measure(name: str, options: list[str], token: str, video: Path) -> dict:
+def measure(name: str, conf: Path | None, token: str, video: Path) -> dict:
     suffix = uuid.uuid4().hex[:8]
     database, queue = f"mp3bench_{suffix}", f"bench.slow.{suffix}"
-    gateway = Gateway(options, database, queue)
+    gateway = Gateway(conf, database, queue)
     data = video.read_bytes()
     headers = SlowClients(gateway.port, SLOW_HEADERS, slow_header_bytes)
     bodies = SlowClients(
@@ -245,6 +282,7 @@ def measure(name: str, options: list[str], token: str, video: Path) -> dict:
         time.sleep(2)  # they have begun sending
         connected_at_start = headers.connected + bodies.connected
         stop_at = time.monotonic() + PROBE_SECONDS
+        cpu_before = gateway.workers_cpu_seconds()
         calls = {
             "GET /healthz": lambda: (
                 requests.get(f"{gateway.url}/healthz", timeout=CALL_TIMEOUT).status_code
@@ -266,6 +304,7 @@ def measure(name: str, options: list[str], token: str, video: Path) -> dict:
             thread.join()
         connected_at_end = headers.connected + bodies.connected
         rss = gateway.workers_rss_mb()
+        cpu = gateway.workers_cpu_seconds() - cpu_before
     finally:
         loop.call_soon_threadsafe(stop.set)
         runner.join(30)
@@ -278,6 +317,7 @@ def measure(name: str, options: list[str], token: str, video: Path) -> dict:
         "connected": (connected_at_start, connected_at_end),
         "cut_off": {"headers": headers.cut_off, "bodies": bodies.cut_off},
         "rss": rss,
+        "cpu": cpu,
     }
 
 
@@ -311,7 +351,8 @@ def report(run: dict) -> bool:
     )
     out(
         f"\n{run['name']}: slow clients connected {start} at the start, {end} at the end; "
-        f"cut off and replaced: {cut}; workers' RSS {run['rss']:.0f} MB\n"
+        f"cut off and replaced: {cut}; workers' RSS {run['rss']:.0f} MB, "
+        f"CPU {run['cpu']:.1f} s in {PROBE_SECONDS} s\n"
     )
     out(f"{'call':<18} | {'calls':>5} | {'answers':<24} | {'p50 s':>6} | {'max s':>6} | ≤ 1 s\n")
     ok = True
@@ -338,10 +379,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         video = make_video(Path(folder) / "probe.mp4")
         size = video.stat().st_size
-        for name, options in CONFIGS.items():
+        for name, text in CONFIGS.items():
             if only_now and not name.startswith("now"):
                 continue
-            runs.append(measure(name, options, token, video))
+            conf = None
+            if text is not None:
+                conf = Path(folder) / "gunicorn_before.conf.py"
+                conf.write_text(text)
+            runs.append(measure(name, conf, token, video))
     sys.stdout.write(
         f"{SLOW_HEADERS} clients send headers and {SLOW_BODIES} upload bodies at "
         f"{BYTES_PER_SECOND} B/s; each call once a second for {PROBE_SECONDS} s "
