@@ -198,6 +198,27 @@ def test_transient_errors_retry_a_bounded_number_of_times_then_dead_letter(queue
     assert calls == list(range(DELIVERY_LIMIT + 1))
 
 
+def test_an_error_not_known_to_pass_is_dead_lettered_at_once_and_the_next_goes(queue_name):
+    """A bug or data nobody foresaw (here the header error a U+2028 once caused) is not
+    retried: with prefetch 1 each retry would hold up every message behind it."""
+    calls = []
+
+    def handler(delivery, stopping):
+        calls.append((delivery.body["n"], delivery.delivery_count))
+        if delivery.body["n"] == 1:
+            raise ValueError("Header values may not contain linefeed or carriage return")
+
+    publisher = Publisher(RABBITMQ_URL, [queue_name])
+    publisher.publish(queue_name, {"n": 1})
+    publisher.publish(queue_name, {"n": 2})
+    with RunningConsumer(_consumer(queue_name, handler)):
+        dead = get_message(f"{queue_name}.dlq")
+        assert wait_until(lambda: len(calls) == 2)
+    assert dead is not None and json.loads(dead[0]) == {"n": 1}
+    assert calls == [(1, 0), (2, 0)]  # once each: the poison was never retried
+    assert nothing_returns(queue_name)
+
+
 def test_a_message_that_is_not_json_goes_to_the_dlq(queue_name):
     connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
     channel = connection.channel()

@@ -176,6 +176,18 @@ def long_clip(folder: Path, seconds: float) -> Path:
     return path
 
 
+def silent_opus(folder: Path, seconds: int) -> Path:
+    """`seconds` of silence as Opus in Ogg: an hour is ~1 MB, the cheapest long upload."""
+    path = folder / f"silence-{seconds}s.opus"
+    if not path.exists():
+        encode(
+            "-f", "lavfi", "-i", f"anullsrc=r=8000:cl=mono:d={seconds}",
+            "-c:a", "libopus", "-b:a", "6k", "-compression_level", "0", "-frame_duration", "120",
+            str(path),
+        )  # fmt: skip
+    return path
+
+
 def _format(filename: str) -> str:
     suffix = Path(filename).suffix.lstrip(".")
     return {"mkv": "matroska", "m4a": "mp4", "wav": "wav"}.get(suffix, suffix)

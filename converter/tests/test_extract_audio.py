@@ -118,22 +118,10 @@ def test_ffmpeg_killed_by_a_signal_is_the_machines_failure_not_the_files(media_d
     assert _ffmpeg_children() == []
 
 
-def _silence(path, seconds: int, *args: str):
-    subprocess.run(
-        [media.FFMPEG, "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i"]
-        + [f"anullsrc=r=8000:cl=mono:d={seconds}", "-c:a", "libopus", "-b:a", "6k"]
-        + ["-compression_level", "0", "-frame_duration", "120", *args]  # fast to make
-        + [str(path)],
-        check=True,
-        timeout=120,
-    )
-    return path
-
-
 def test_media_longer_than_the_limit_is_refused_before_it_is_converted(tmp_path):
     """An hour of silent Opus: ~1.4 MB to upload, 14 s of a converter and 14 MB of MP3 once;
     refused from the probe, before ffmpeg encodes anything."""
-    source = _silence(tmp_path / "hour.opus", 3600)
+    source = media.silent_opus(tmp_path, 3600)
     assert source.stat().st_size < 2_000_000
     started = time.monotonic()
     with pytest.raises(UnusableMedia) as refused:

@@ -11,7 +11,7 @@ from mutagen.mp3 import MP3
 
 from converter_service import build_consumer
 from converter_service import settings as settings_module
-from converter_service.handler import CRASHED, GAVE_UP, JobHandler
+from converter_service.handler import CRASHED, GAVE_UP, INTERNAL_ERROR, JobHandler
 from mp3common.amqp import DELIVERY_LIMIT, Consumer, Delivery, PermanentError
 from mp3common.jobs import MP3_BUCKET, AttemptEnd
 from mp3common.mongo import client
@@ -231,3 +231,34 @@ def test_otherwise_it_is_tried_again(world, media_dir, delivery_count, counted):
     (message,) = _deliver(world, job_id, delivery_count)
     assert message.body["state"] == "done"
     assert world.jobs.get(job_id).state == "done"
+
+
+def test_an_error_not_known_to_pass_fails_the_job_at_once_with_a_reason(world, media_dir):
+    """A bug or a record nobody foresaw: retrying would only hold up the jobs behind it."""
+    job_id = world.upload(media.make(media.SAMPLES["mp4 h264+aac"], media_dir))
+    handler = JobHandler(settings_module.load(world.environ()), world.database)
+
+    def broken(*args, **kwargs):
+        raise KeyError("a field nobody wrote")
+
+    handler.storage.download_video = broken
+    delivery = Delivery({"video_fid": str(job_id)}, {}, False, 0, DELIVERY_LIMIT)
+    with pytest.raises(PermanentError) as raised:
+        handler(delivery, threading.Event())
+    job = world.jobs.get(job_id)
+    assert (job.state, job.reason, job.attempts) == ("failed", INTERNAL_ERROR, 1)
+    (told,) = raised.value.outgoing
+    assert (told.body["state"], told.body["reason"]) == ("failed", INTERNAL_ERROR)
+
+
+def test_a_job_longer_than_max_media_seconds_is_refused_before_converting(world, media_dir):
+    """An hour of silent Opus (~1 MB) against a 30 min limit: failed from the probe, with
+    a reason its owner reads."""
+    job_id = world.submit(media.silent_opus(media_dir, 3600))
+    with RunningConsumer(build_consumer(world.environ(MAX_MEDIA_SECONDS="1800"))):
+        job = world.wait_final(job_id)
+    reason = "the file is 1 h long; this service converts at most 30 min per file"
+    assert (job.state, job.reason, job.attempts) == ("failed", reason, 1)
+    [told] = world.messages(world.mp3_queue, timeout=5)
+    assert (told["state"], told["reason"]) == ("failed", reason)
+    assert world.mp3_files(job_id) == []
