@@ -28,7 +28,7 @@ from bson import ObjectId
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import ClientDisconnected
 
-from mp3common.amqp import PublishError
+from mp3common.amqp import PublishError, QueueMismatch
 from mp3common.jobs import VIDEO_BUCKET, Job
 
 from . import uploads
@@ -91,6 +91,15 @@ def accept_upload(
         log.warning("upload %s: its in-progress mark stays (the orphan sweep drops it)", job_id)
     try:
         publisher.publish_job(job)
+    except QueueMismatch as exc:
+        # mp3common said what is wrong and how to fix it, once; not again per upload.
+        log.error("job %s not queued, upload undone: queue %r is misconfigured", job_id, exc.queue)
+        discard_quietly(storage, job_id)
+        raise QueueUnavailable(
+            "queue_unavailable",
+            "The conversion queue is misconfigured on the server (an operator must migrate "
+            "it, see the gateway's log); the upload was not kept.",
+        ) from None
     except PublishError as exc:
         log.error("job %s not queued, upload undone: %s", job_id, exc)
         discard_quietly(storage, job_id)
