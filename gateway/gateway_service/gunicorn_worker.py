@@ -15,13 +15,15 @@ Cheap is not free, so a client must also keep moving:
   the connection (as nginx does on client_header_timeout, without an answer);
 - bodies: while a request is served, its body must bring at least `body_min_bytes` in
   every `body_window_seconds` (a floor on progress, not a limit on the total: a 2 GiB
-  upload over a slow mobile link may take an hour). A body below it ends the read with
-  408 `request_timeout`; an upload's partial file is removed as for any broken upload,
-  and the connection is closed after the answer.
+  upload over a slow mobile link may take an hour; bytes that wait unread count, so a
+  pause of the gateway's own is not held against the client). A body below it ends the
+  read with 408 `request_timeout`; an upload's partial file is removed as for any broken
+  upload, and the connection is closed after the answer.
 """
 
 from __future__ import annotations
 
+import socket
 import time
 
 from gunicorn.workers.ggevent import GeventWorker
@@ -87,12 +89,23 @@ class ProgressSocket:
             return data
 
     def _next_window(self) -> None:
-        if self._window_bytes < self.min_bytes:
+        if self._window_bytes + self._waiting() < self.min_bytes:
             self.too_slow = True
             self.request.force_close()  # the answer says Connection: close
             raise BodyTooSlow(self.min_bytes, self.window_seconds)
         self._window_end = time.monotonic() + self.window_seconds
         self._window_bytes = 0
+
+    def _waiting(self) -> int:
+        """Bytes the client sent that wait unread (up to the floor): when the app itself
+        paused (MongoDB, the ffmpeg probe), the window is not the client's fault."""
+        self._sock.settimeout(0.0)
+        try:
+            return len(self._sock.recv(self.min_bytes, socket.MSG_PEEK))
+        except OSError:  # nothing waiting (BlockingIOError), or the connection is gone
+            return 0
+        finally:
+            self._sock.settimeout(None)
 
 
 class GatewayWorker(GeventWorker):

@@ -76,6 +76,15 @@ def test_a_body_above_the_floor_in_every_window_goes_on_past_many_windows(pair):
     assert watched.gettimeout() is None  # answering is not bounded by the floor
 
 
+def test_a_window_the_app_spent_elsewhere_is_not_held_against_the_client(pair):
+    """The client sent enough; the app read nothing for a whole window (MongoDB was slow)."""
+    watched, client = pair
+    watched.watch(Request())
+    client.sendall(b"z" * MIN_BYTES)
+    time.sleep(WINDOW * 1.5)
+    assert watched.recv(MIN_BYTES) == b"z" * MIN_BYTES
+
+
 def test_the_floor_comes_from_the_environment_through_gunicorn_conf():
     worker = GatewayWorker.with_floor(min_bytes=10, window_seconds=1.5)
     assert issubclass(worker, GatewayWorker)
