@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import PurePosixPath
 from urllib.parse import quote
@@ -10,6 +11,7 @@ from anyascii import anyascii
 from flask import Request, Response
 from gridfs.grid_file import GridOut
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.http import parse_date, parse_etags
 from werkzeug.wsgi import FileWrapper
 
 from mp3common.http import ApiError
@@ -53,9 +55,25 @@ def mp3_response(request: Request, grid_out: GridOut, download_name: str) -> Res
     response.set_etag(str(grid_out._id))
     response.last_modified = grid_out.upload_date
     response.cache_control.private = True
+    if _precondition_failed(request, str(grid_out._id), grid_out.upload_date):
+        grid_out.close()
+        raise ApiError(
+            412,
+            "precondition_failed",
+            "The MP3 is not the one If-Match or If-Unmodified-Since names; download it again "
+            "without them.",
+            headers={"ETag": response.headers["ETag"]},
+        )
+    # Werkzeug judged If-Match itself, wrongly (`*` was a 412, and a 412 carried the whole
+    # MP3 as its body): the preconditions are ours, the rest (304, Range) is Werkzeug's.
+    environ = {
+        name: value
+        for name, value in request.environ.items()
+        if name not in ("HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE")
+    }
     try:
         return response.make_conditional(
-            request.environ, accept_ranges=True, complete_length=grid_out.length
+            environ, accept_ranges=True, complete_length=grid_out.length
         )
     except RequestedRangeNotSatisfiable:
         grid_out.close()
@@ -65,3 +83,16 @@ def mp3_response(request: Request, grid_out: GridOut, download_name: str) -> Res
             f"The range is outside the file, which has {grid_out.length} bytes.",
             headers={"Content-Range": f"bytes */{grid_out.length}"},
         ) from None
+
+
+def _precondition_failed(request: Request, etag: str, modified: dt.datetime | None) -> bool:
+    """RFC 9110's If-Match (the MP3's ETag, or `*`), else If-Unmodified-Since, fails."""
+    if_match = request.headers.get("If-Match")
+    if if_match is not None:
+        return etag not in parse_etags(if_match)
+    since = parse_date(request.headers.get("If-Unmodified-Since"))
+    if since is None or modified is None:
+        return False
+    if modified.tzinfo is None:  # pymongo hands back naive UTC
+        modified = modified.replace(tzinfo=dt.UTC)
+    return modified.replace(microsecond=0) > since

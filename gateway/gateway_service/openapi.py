@@ -252,11 +252,22 @@ def _operations() -> dict[str, Any]:
                         "description": "The ETag or Last-Modified of the earlier download.",
                         "schema": {"type": "string"},
                     },
+                    *(
+                        {
+                            "name": name,
+                            "in": "header",
+                            "required": False,
+                            "description": description,
+                            "schema": {"type": "string"},
+                        }
+                        for name, description in _CONDITIONS
+                    ),
                     _REQUEST_ID,
                 ],
                 "responses": _responses(
                     {
                         200: _mp3("The MP3."),
+                        304: {"description": "Not modified since the copy the client has."},
                         206: _mp3(
                             "The range asked for.",
                             {"Content-Range": {"required": True, "schema": {"type": "string"}}},
@@ -268,6 +279,10 @@ def _operations() -> dict[str, Any]:
                             ["not_found"],
                         ),
                         409: ("The job is not done yet (`state`).", ["not_ready"]),
+                        412: (
+                            "If-Match or If-Unmodified-Since names another MP3.",
+                            ["precondition_failed"],
+                        ),
                         416: _error(
                             "The range is outside the file.",
                             ["range_not_satisfiable"],
@@ -331,6 +346,15 @@ def _operations() -> dict[str, Any]:
             }
         },
     }
+
+
+#: The conditional request headers /download answers to (RFC 9110).
+_CONDITIONS = (
+    ("If-None-Match", "The ETag of a copy the client has: 304 when it is this MP3."),
+    ("If-Modified-Since", "304 when the MP3 is not newer."),
+    ("If-Match", "The ETag (or `*`) the MP3 must have, else 412."),
+    ("If-Unmodified-Since", "412 when the MP3 is newer."),
+)
 
 
 def _mp3(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import json
 import socket
 
 import pytest
+from conftest import upload
 from werkzeug.datastructures import MultiDict
 
 from gateway_service import openapi
@@ -149,3 +150,39 @@ def test_unreadable_basic_credentials_are_not_a_500(client):
     response = client.post("/login", headers={"Authorization": "Basic ééé"})
     assert response.status_code == 503
     assert response.get_json()["error"] == "auth_unavailable"
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize(
+    ("header", "value", "status"),
+    [
+        ("If-Match", "{etag}", 200),
+        ("If-Match", "*", 200),  # Werkzeug answered 412
+        ("If-Match", '"another"', 412),  # Werkzeug answered 412 with the whole MP3 as body
+        ("If-Match", 'W/"{bare}"', 412),  # a weak tag never matches If-Match
+        ("If-Unmodified-Since", "Wed, 01 Jan 2100 00:00:00 GMT", 200),
+        ("If-Unmodified-Since", "Sat, 01 Jan 2000 00:00:00 GMT", 412),  # Werkzeug: 200
+        ("If-Unmodified-Since", "not a date", 200),  # ignored, as RFC 9110 says
+        ("If-None-Match", "{etag}", 304),
+        ("If-None-Match", "*", 304),
+        ("If-None-Match", '"another"', 200),
+        ("If-Modified-Since", "Wed, 01 Jan 2100 00:00:00 GMT", 304),
+    ],
+)
+def test_conditional_downloads(client, alice, media, stored, header, value, status):
+    fid = upload(client, alice, [("file", "clip.mp4", media["mp4"])]).get_json()["fid"]
+    stored.finish_job(fid, media["mp3"])
+    plain = client.get("/download", query_string={"fid": fid}, headers=alice.headers)
+    etag = plain.headers["ETag"]
+    value = value.format(etag=etag, bare=etag.strip('"'))
+    response = client.get(
+        "/download", query_string={"fid": fid}, headers={**alice.headers, header: value}
+    )
+    assert response.status_code == status
+    if status == 200:
+        assert response.get_data() == media["mp3"]
+    elif status == 412:
+        assert response.get_json()["error"] == "precondition_failed"
+        assert response.headers["ETag"] == etag
+    else:
+        assert response.get_data() == b""
