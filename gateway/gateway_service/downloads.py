@@ -11,7 +11,7 @@ from anyascii import anyascii
 from flask import Request, Response
 from gridfs.grid_file import GridOut
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
-from werkzeug.http import parse_date, parse_etags
+from werkzeug.http import parse_date, parse_etags, parse_range_header
 from werkzeug.wsgi import FileWrapper
 
 from mp3common.http import ApiError
@@ -66,11 +66,13 @@ def mp3_response(request: Request, grid_out: GridOut, download_name: str) -> Res
         )
     # Werkzeug judged If-Match itself, wrongly (`*` was a 412, and a 412 carried the whole
     # MP3 as its body): the preconditions are ours, the rest (304, Range) is Werkzeug's.
-    environ = {
-        name: value
-        for name, value in request.environ.items()
-        if name not in ("HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE")
-    }
+    ignored = {"HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE"}
+    if not _one_byte_range(request.headers.get("Range")):
+        # RFC 9110: a Range that cannot be read, of another unit, or of several ranges
+        # (which this server does not serve) is ignored, and the whole MP3 sent;
+        # Werkzeug answered 416 to it, as to a range outside the file.
+        ignored |= {"HTTP_RANGE", "HTTP_IF_RANGE"}
+    environ = {name: value for name, value in request.environ.items() if name not in ignored}
     try:
         return response.make_conditional(
             environ, accept_ranges=True, complete_length=grid_out.length
@@ -96,3 +98,11 @@ def _precondition_failed(request: Request, etag: str, modified: dt.datetime | No
     if modified.tzinfo is None:  # pymongo hands back naive UTC
         modified = modified.replace(tzinfo=dt.UTC)
     return modified.replace(microsecond=0) > since
+
+
+def _one_byte_range(header: str | None) -> bool:
+    """True when `header` is one range of bytes (satisfiable or not: Werkzeug judges that)."""
+    if header is None:
+        return False
+    parsed = parse_range_header(header)
+    return parsed is not None and parsed.units == "bytes" and len(parsed.ranges) == 1

@@ -242,7 +242,8 @@ def _operations() -> dict[str, Any]:
                         "name": "Range",
                         "in": "header",
                         "required": False,
-                        "description": "e.g. `bytes=1000-`; one that cannot be read is ignored.",
+                        "description": "One range of bytes, e.g. `bytes=1000-`; one that cannot be "
+                        "read, of another unit, or of several ranges is ignored.",
                         "schema": {"type": "string"},
                     },
                     {

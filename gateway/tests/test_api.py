@@ -186,3 +186,31 @@ def test_conditional_downloads(client, alice, media, stored, header, value, stat
         assert response.headers["ETag"] == etag
     else:
         assert response.get_data() == b""
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        ("bytes=0-9", 206),
+        ("bytes=-10", 206),
+        ("bytes=99999999-", 416),  # past the end
+        ("bytes=0-0,5-10", 200),  # several ranges: not served, so ignored (was 416)
+        ("items=0-5", 200),  # another unit: ignored, as RFC 9110 says (was 416)
+        ("bytes=5-1", 200),  # unreadable: ignored (was 416)
+        ("bytes=²-5", 200),
+    ],
+)
+def test_ranges(client, alice, media, stored, value, status):
+    fid = upload(client, alice, [("file", "clip.mp4", media["mp4"])]).get_json()["fid"]
+    stored.finish_job(fid, media["mp3"])
+    response = client.get(
+        "/download", query_string={"fid": fid}, headers={**alice.headers, "Range": value}
+    )
+    assert response.status_code == status
+    if status == 200:
+        assert response.get_data() == media["mp3"]
+    elif status == 206:
+        assert len(response.get_data()) == 10
+    else:
+        assert response.get_json()["error"] == "range_not_satisfiable"
