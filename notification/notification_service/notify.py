@@ -103,7 +103,12 @@ class Notifier:
                 if isinstance(exc, InvalidAddress)
                 else f"the mail could not be made ({type(exc).__name__}: {exc})"
             )
-            log.exception("the mail for job %s failed for good: %s", job_id, reason)
+            log.error(
+                "the mail for job %s failed for good: %s",
+                job_id,
+                reason,
+                exc_info=not isinstance(exc, InvalidAddress),  # a traceback only for surprises
+            )
             self._jobs.release_notification(job_id, claimant, error=reason, final=True)
             raise PermanentError(f"mail for job {job_id} failed for good: {reason}") from exc
 

@@ -5,6 +5,7 @@ And an address the server cannot take is a recorded failure with the exact reaso
 The notifier as it runs (the shared Consumer, prefetch 1) on a queue of its own, jobs in a
 test database, a real SMTP server (aiosmtpd)."""
 
+import logging
 import time
 
 import gridfs
@@ -19,7 +20,9 @@ from notification_service.compose import compose as real_compose
 
 pytestmark = pytest.mark.stack
 
-#: What the issue measured: the next user's mail waited 652 s behind one poison message.
+#: What the issue measured: the next user's mail waited 652 s behind one poison message
+#: (the stack's 130 s claim lease); with this test's 28 s lease, the code before the fix
+#: kept it 141.9 s.
 OTHER_MAIL_WITHIN_SECONDS = 10
 
 
@@ -64,6 +67,7 @@ def test_a_poison_message_is_dead_lettered_at_once_and_the_next_mail_goes(
         publish(queue, Mp3Message.for_job(other).body())
         assert wait_until(lambda: jobs.get(other.id).notified_at, timeout=30)
         delay = time.monotonic() - published
+    logging.getLogger(__name__).info("%s: the other user's mail came after %.2f s", kind, delay)
     assert delay < OTHER_MAIL_WITHIN_SECONDS, f"the other user's mail took {delay:.1f} s"
     [(_, rcpt_tos, _)] = mailbox.messages
     assert rcpt_tos == ["bob@example.com"]
