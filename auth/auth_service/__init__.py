@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Mapping
 
 from flask import Flask
@@ -35,7 +37,10 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     users.mysql.init_app(app)
     security.return_argon2_memory_when_done()
     app.extensions["auth_slots"] = MemorySlots(
-        settings.login_verify_slots, security.MEMORY_COST_KIB
+        settings.login_verify_slots,
+        security.MEMORY_COST_KIB,
+        # gunicorn's workers are children of one arbiter: they share this file.
+        os.path.join(tempfile.gettempdir(), f"mp3converter-auth-{os.getppid()}-argon2.lock"),
     )
     register_error_handlers(app)
     instrument(app, "auth", settings.metrics_port)

@@ -268,3 +268,19 @@ def test_slots_are_given_back_and_a_full_house_refuses_in_time():
     with slots.held(10 * 1024, 1):  # larger than all slots: takes them all
         assert slots.in_use == 2
     assert slots.in_use == 0
+
+
+def test_one_oversized_verify_at_a_time_across_the_workers(tmp_path):
+    """Two workers of one server (two MemorySlots on one lock file): an old 64 MiB hash's
+    verify in one makes another in the other wait; today's hashes are not held up."""
+    lock = str(tmp_path / "argon2.lock")
+    worker_1, worker_2 = (MemorySlots(2, security.MEMORY_COST_KIB, lock) for _ in range(2))
+    old = 64 * 1024
+    with worker_1.held(old, 1):
+        with pytest.raises(Busy), worker_2.held(old, 0.1):
+            pass
+        assert worker_2.in_use == 0  # the slots it took while waiting are given back
+        with worker_2.held(security.MEMORY_COST_KIB, 0.1):
+            assert worker_2.in_use == 1
+    with worker_2.held(old, 0.1):
+        assert worker_2.in_use == 2

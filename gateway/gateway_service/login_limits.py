@@ -44,12 +44,18 @@ log = logging.getLogger(__name__)
 LOGIN_ENDPOINT = "gateway.login"
 #: How long a process counts on its own after the shared storage failed.
 FALLBACK_SECONDS = 30
+#: How long a refused login waits for its answer where waiting is cheap (a greenlet's
+#: sleep under the gevent workers). A flood that waits for each answer, as clients do, is
+#: slowed from the ~1000 refusals a second a worker can write to one per connection per
+#: second, and leaves the CPU to everyone else's requests (tests/bench/bench_login_flood.py).
+REFUSAL_DELAY_SECONDS = 1.0
 #: Spent windows a process remembers (each a few hundred bytes).
 MAX_REMEMBERED_REFUSALS = 100_000
 
 
 class LoginLimits:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, refusal_delay_seconds: float = 0.0) -> None:
+        self.refusal_delay_seconds = refusal_delay_seconds
         self.per_address = parse_many(settings.login_limit_per_address)
         self.per_account = parse_many(settings.login_limit_per_account_and_address)
         self._local = MovingWindowRateLimiter(MemoryStorage())
@@ -83,8 +89,9 @@ class LoginLimits:
         for item in items:
             reset_at = self._hit(item, key)
             if reset_at is not None:
+                if self.refusal_delay_seconds:
+                    time.sleep(self.refusal_delay_seconds)
                 seconds = max(1, math.ceil(reset_at - time.time()))
-                log.info("login refused: %s spent for %s", item, key[0])
                 raise ApiError(
                     429,
                     "too_many_logins",
@@ -110,6 +117,7 @@ class LoginLimits:
         else:
             reset_at = _hit(self._local, item, key)
         if reset_at is not None:
+            log.info("logins refused until the window frees: %s spent for %s", item, key[0])
             self._remember_refused(item, key, reset_at)
         return reset_at
 
@@ -151,9 +159,20 @@ def install(app: Flask, settings: Settings) -> None:
     """Trust X-Forwarded-For as far as TRUSTED_PROXY_HOPS says; limit the login view."""
     if settings.trusted_proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)
-    limits = app.extensions["login_limits"] = LoginLimits(settings)
+    delay = REFUSAL_DELAY_SECONDS if _waiting_is_cheap() else 0.0
+    limits = app.extensions["login_limits"] = LoginLimits(settings, delay)
 
     @app.before_request
     def _limit_logins() -> None:
         if request.endpoint == LOGIN_ENDPOINT:
             limits.check()
+
+
+def _waiting_is_cheap() -> bool:
+    """Whether a sleeping request costs only a greenlet (gunicorn's gevent workers patch
+    time.sleep); with threads it would hold one of a few, so refusals are not delayed."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    return monkey.is_module_patched("time")

@@ -161,3 +161,18 @@ def test_bad_limit_settings_are_refused(name, value):
 def test_production_must_say_how_many_proxies_it_trusts():
     with pytest.raises(SettingsError, match="TRUSTED_PROXY_HOPS is not set"):
         load({"APP_ENV": "production"})
+
+
+def test_a_refusal_is_delayed_only_where_waiting_costs_a_greenlet(make_app, monkeypatch):
+    from gateway_service import login_limits
+
+    app = make_app(LOGIN_LIMIT_PER_ADDRESS="1/minute")
+    limits = app.extensions["login_limits"]
+    assert limits.refusal_delay_seconds == 0  # threads here: a delay would hold one
+    slept = []
+    monkeypatch.setattr(limits, "refusal_delay_seconds", login_limits.REFUSAL_DELAY_SECONDS)
+    monkeypatch.setattr(login_limits.time, "sleep", slept.append)
+    client = app.test_client()
+    assert client.post("/login", environ_base={"REMOTE_ADDR": A}).status_code == 401
+    assert client.post("/login", environ_base={"REMOTE_ADDR": A}).status_code == 429
+    assert slept == [login_limits.REFUSAL_DELAY_SECONDS]
