@@ -20,7 +20,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 #: libavformat's PROBE_BUF_MAX: it names a format from at most this much of a file.
@@ -83,6 +83,9 @@ class Probe:
     duration_seconds: float | None
     #: What ffmpeg could list; may be empty for a file's first bytes (headers at the end).
     streams: tuple[Stream, ...]
+    #: The signal that ended ffmpeg before it finished (the out-of-memory killer's SIGKILL):
+    #: then the verdict is not the file's. None when ffmpeg ended by itself.
+    killed_by_signal: int | None = None
 
     @property
     def demuxer(self) -> str | None:
@@ -152,7 +155,10 @@ def probe(
         if process.poll() is None:
             process.kill()
             process.wait()
-    return parse(stderr.decode("utf-8", "replace"), decoders(ffmpeg))
+    found = parse(stderr.decode("utf-8", "replace"), decoders(ffmpeg))
+    if process.returncode is not None and process.returncode < 0:  # ours raised above
+        return replace(found, killed_by_signal=-process.returncode)
+    return found
 
 
 def parse(stderr: str, known_decoders: frozenset[str]) -> Probe:

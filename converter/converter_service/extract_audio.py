@@ -348,6 +348,8 @@ def _judge(source: Path, ffmpeg: str, limit: float, should_stop: Callable[[], bo
         ) from exc
     except media.ProbeStopped as exc:
         raise Interrupted("stopping: ffmpeg killed, the job goes back to the queue") from exc
+    if found.killed_by_signal:
+        raise FfmpegKilled(f"ffmpeg's probe was killed by {_signal_name(found.killed_by_signal)}")
     if not found.is_media:
         detail = f"format {found.format or 'unknown'}, score {found.score}"
         raise UnusableMedia(_NOT_MEDIA, detail, kind="not_media")

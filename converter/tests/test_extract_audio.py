@@ -102,17 +102,24 @@ def test_the_time_limit_grows_with_the_media():
     assert timeouts.limit(header_read=True, duration=None) == 600
 
 
-def test_ffmpeg_killed_by_a_signal_is_the_machines_failure_not_the_files(media_dir, tmp_path):
-    """The out-of-memory killer's SIGKILL, mimicked: an ffmpeg that kills itself once it is
-    asked to encode (the probe before it runs normally). A transient error, retried; not
-    "the file could not be converted"."""
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [("libmp3lame", "ffmpeg was killed by SIGKILL"), ("debug", "ffmpeg's probe was killed")],
+    ids=["converting", "probing"],
+)
+def test_ffmpeg_killed_by_a_signal_is_the_machines_failure_not_the_files(
+    media_dir, tmp_path, step, message
+):
+    """The out-of-memory killer's SIGKILL, mimicked: an ffmpeg that kills itself at one
+    step (the probe runs with `-v debug`, the conversion with libmp3lame). A transient
+    error, retried; not "the file could not be converted" or "not media"."""
     wrapper = tmp_path / "ffmpeg"
     wrapper.write_text(
-        f'#!/bin/sh\ncase "$*" in *libmp3lame*) kill -KILL $$ ;; esac\nexec "{media.FFMPEG}" "$@"\n'
+        f'#!/bin/sh\ncase "$*" in *{step}*) kill -KILL $$ ;; esac\nexec "{media.FFMPEG}" "$@"\n'
     )
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     source = media.make(media.SAMPLES["mp4 h264+aac"], media_dir)
-    with pytest.raises(FfmpegKilled, match="killed by SIGKILL") as killed:
+    with pytest.raises(FfmpegKilled, match=message) as killed:
         extract_audio(source, tmp_path / "out.mp3", ffmpeg=str(wrapper))
     assert transient(killed.value)
     assert _ffmpeg_children() == []
