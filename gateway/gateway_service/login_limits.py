@@ -13,9 +13,9 @@ process counts on its own for a while (FALLBACK_SECONDS) rather than letting log
 through unlimited or refusing them.
 
 The client address is `request.remote_addr`: the socket's peer, or with
-TRUSTED_PROXY_HOPS = n the address the n-th proxy from us (the ingress) put in
+TRUSTED_PROXY_HOPS = n the address the n-th proxy from us (the ingress) wrote in
 X-Forwarded-For (werkzeug's ProxyFix). Anything a client writes there itself stands to the
-left of what the ingress appends, and is never read.
+left of what the ingress writes, and is never read.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ class Settings(BrokerSettings, StoreSettings, MediaSettings):
     #: (longer than any pause a live upload makes).
     orphan_upload_age_seconds: int = Field(900, ge=1)
 
-    #: How many proxies in front of the gateway append to X-Forwarded-For: the client
+    #: How many proxies in front of the gateway write X-Forwarded-For: the client
     #: address is the one the outermost of them reports (1: the ingress). 0 believes no
     #: header: the socket peer is the client (the dev stack, compose). Never more than
     #: there are, or a client can name any address it likes.
