@@ -22,7 +22,7 @@ _BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="mp3converter"'}
 @bp.post("/login")
 def login():
     """HTTP basic credentials in, the JWT out as the plain body, as the reference's curl prints."""
-    auth = request.authorization
+    auth = _basic_credentials()
     if auth is None or auth.type != "basic" or not auth.username or not auth.password:
         raise ApiError(
             401,
@@ -65,6 +65,15 @@ def login():
     )
     log.info("login accepted")
     return Response(token, status=200, mimetype="text/plain")
+
+
+def _basic_credentials():
+    """The request's credentials; None also for a header werkzeug cannot read (non-ASCII
+    where base64 belongs raises ValueError: that is missing credentials, not a 500)."""
+    try:
+        return request.authorization
+    except ValueError:
+        return None
 
 
 def _store_upgraded_hash(user: users.User, new_hash: str) -> None:

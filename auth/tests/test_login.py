@@ -89,6 +89,7 @@ def _raw(value: str) -> str:
         f"Basic {_raw('alice@example.com:')}",
         "Bearer some.jwt.token",
         "Digest username=alice",
+        "Basic \u00e9\u00e9\u00e9",
     ],
     ids=[
         "none",
@@ -100,6 +101,7 @@ def _raw(value: str) -> str:
         "no-password",
         "bearer",
         "digest",
+        "not-ascii",
     ],
 )
 def test_missing_or_malformed_credentials_are_401(client, authorization):

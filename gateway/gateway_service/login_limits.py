@@ -81,7 +81,11 @@ class LoginLimits:
     def check(self) -> None:
         """Count this login; ApiError 429 (Retry-After) when one of the limits is spent."""
         address = request.remote_addr or "unknown"
-        account = _account_of(request.authorization)
+        try:
+            credentials = request.authorization
+        except ValueError:  # werkzeug cannot read it (not ASCII where base64 belongs)
+            credentials = None
+        account = _account_of(credentials)
         self._count(self.per_address, ("login-address", address), _FROM_ADDRESS)
         self._count(self.per_account, ("login-account", address, account), _FOR_ACCOUNT)
 

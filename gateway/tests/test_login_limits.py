@@ -176,3 +176,12 @@ def test_a_refusal_is_delayed_only_where_waiting_costs_a_greenlet(make_app, monk
     assert client.post("/login", environ_base={"REMOTE_ADDR": A}).status_code == 401
     assert client.post("/login", environ_base={"REMOTE_ADDR": A}).status_code == 429
     assert slept == [login_limits.REFUSAL_DELAY_SECONDS]
+
+
+def test_credentials_werkzeug_cannot_read_count_as_no_account(make_app):
+    client = make_app(LOGIN_LIMIT_PER_ADDRESS="1/minute").test_client()
+    unreadable = {"Authorization": "Basic \u00e9\u00e9\u00e9"}  # found by the fuzz: was a 500
+    first = client.post("/login", headers=unreadable, environ_base={"REMOTE_ADDR": A})
+    assert first.status_code != 500
+    second = client.post("/login", headers=unreadable, environ_base={"REMOTE_ADDR": A})
+    assert second.status_code == 429
