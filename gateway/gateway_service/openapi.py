@@ -124,8 +124,9 @@ def _operations() -> dict[str, Any]:
                             headers=_RETRY_AFTER,
                         ),
                         503: (
-                            "Auth, or its database, is unavailable.",
-                            ["auth_unavailable", "database_unavailable"],
+                            "Auth, or its database, is unavailable; or auth is busy with"
+                            " other logins (`busy`, with Retry-After: try again then).",
+                            ["auth_unavailable", "database_unavailable", "busy"],
                         ),
                     }
                 ),
