@@ -20,6 +20,7 @@ left of what the ingress writes, and is never read.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import math
@@ -53,6 +54,30 @@ REFUSAL_DELAY_SECONDS = 1.0
 MAX_REMEMBERED_REFUSALS = 100_000
 
 
+class _SharedStorage(MongoDBStorage):
+    """limits' MongoDB storage, closed when the process exits rather than when collected.
+
+    limits' own `__del__` reaches for its client to close it, creating one if none was
+    made yet; at interpreter exit (under gevent, too) that fails with a traceback on
+    stderr, which is no log line. Here an existing client is closed at exit, once.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        client, self._storage = self._storage, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - exiting anyway; say so in a log line
+                log.debug("closing the login limits' MongoDB client failed", exc_info=True)
+
+    def __del__(self) -> None:
+        pass  # see the class docstring
+
+
 class LoginLimits:
     def __init__(self, settings: Settings, refusal_delay_seconds: float = 0.0) -> None:
         self.refusal_delay_seconds = refusal_delay_seconds
@@ -62,7 +87,7 @@ class LoginLimits:
         self._shared = self._local
         if settings.login_limit_storage == "mongodb":
             self._shared = MovingWindowRateLimiter(
-                MongoDBStorage(
+                _SharedStorage(
                     settings.mongodb_uri,
                     database_name=settings.mongodb_db,
                     counter_collection_name="login_limit_counters",
