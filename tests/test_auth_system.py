@@ -1,6 +1,8 @@
 """The auth service as `make run` runs it (gunicorn, MariaDB, the seeded dev user)."""
 
 import json
+import socket
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import AUTH_URL, curl
@@ -34,3 +36,31 @@ def test_a_user_made_with_the_cli_can_log_in_and_a_wrong_password_cannot(new_use
 def test_health_and_readiness():
     assert json.loads(curl(f"{AUTH_URL}/healthz").stdout) == {"status": "ok"}
     assert json.loads(curl(f"{AUTH_URL}/readyz").stdout) == {"status": "ready"}
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "error"),
+    [
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-%d: y\r\n" % n for n in range(120))
+            + b"\r\n",
+            "431 Request Header Fields Too Large",
+            "request_header_fields_too_large",
+        ),
+        (b"NONSENSE\r\n\r\n", "400 Bad Request", "bad_request"),
+    ],
+    ids=["too-many-headers", "no-request-line"],
+)
+def test_gunicorns_own_refusals_are_json_at_auth_too(data, status, error):
+    """As at the gateway (tests/test_gateway_faults.py): the shared gunicorn config."""
+    address = urlsplit(AUTH_URL)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.decode("latin-1").split("\r\n")[0] == f"HTTP/1.1 {status}"
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body)["error"] == error

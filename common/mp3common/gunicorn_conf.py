@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from prometheus_client import multiprocess
 
+from .gunicorn_refusals import install as _install_json_refusals
 from .settings import SettingsError, refuse_to_start
 
 # gunicorn 25.1+ opens a control socket for `gunicornc` under $XDG_RUNTIME_DIR or
@@ -71,3 +72,8 @@ def starting_hook(load_settings: Callable[[], object]) -> Callable:
 def child_exit(server, worker):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(worker.pid)
+
+
+# gunicorn's own refusals (414, 431, a malformed request: 400) in the JSON shape of every
+# other answer; patched in the arbiter, so every worker it forks has it.
+_install_json_refusals()

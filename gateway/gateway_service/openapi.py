@@ -17,7 +17,7 @@ from . import api
 
 _REF = "#/components/schemas/{model}"
 
-#: What gunicorn itself refuses before the app sees the request (as JSON: refusals.py).
+#: What gunicorn itself refuses before the app sees the request (JSON: mp3common.gunicorn_refusals).
 _SERVER_REFUSALS = {
     400: ("The request line or a header is malformed.", ["bad_request"]),
     414: ("The request line (path and query) is too long.", ["uri_too_long"]),

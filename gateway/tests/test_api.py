@@ -1,5 +1,5 @@
 """The API described and validated from one place (api.py, openapi.py), and gunicorn's
-own refusals in the same JSON shape (refusals.py)."""
+own refusals in the same JSON shape (mp3common.gunicorn_refusals)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from werkzeug.datastructures import MultiDict
 
 from gateway_service import openapi
 from gateway_service.api import MAX_PAGE, JobsQuery
-from gateway_service.refusals import write_json_error
+from mp3common.gunicorn_refusals import write_json_error
 
 NINES_PAST_INT64 = "9" * 25
 

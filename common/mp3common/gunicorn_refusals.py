@@ -9,8 +9,10 @@ gunicorn has no setting or hook for that page, so `install()` puts a function of
 signature in its place that writes `{"error", "message"}` JSON with the same status and
 the same `Connection: close`. The status codes and the log lines stay gunicorn's.
 
-tests/test_gateway_refusals.py sends such requests on a raw socket to the gunicorn the
-stack runs; a gunicorn upgrade that renamed or stopped calling `write_error` fails there.
+mp3common.gunicorn_conf installs it for every HTTP service (the gateway and auth).
+tests/test_gateway_faults.py and tests/test_auth_system.py send such requests on a raw
+socket to the gunicorn the stack runs; a gunicorn upgrade that renamed or stopped calling
+`write_error` fails there.
 """
 
 from __future__ import annotations
