@@ -41,6 +41,9 @@ logconfig_dict = {
     "loggers": {
         "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
         "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        # The settings are read in the arbiter too (starting_hook), before a service's own
+        # logging exists: its warning (development defaults) is a JSON line as well.
+        "mp3common.settings": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
     },
 }
 
