@@ -4,13 +4,16 @@ Jobs are written straight into MongoDB, past the gateway's filename cleaning, as
 an older version could leave them, and announced on `mp3` as the converter would: a name
 with U+2028 (LINE SEPARATOR), which once made composing the mail raise after the claim,
 stalling every other user's mail for 652 s, and a record no service would write. Another
-user's mail, announced after them, must arrive within 10 s; the bad record is
-dead-lettered at once with its reason on the job; /status shows the mail's state.
+user's mail, announced after them, must go out; the bad record is dead-lettered on its
+first delivery (what held the other mail up was its redelivery, after each claim lease),
+with its reason on the job; /status shows the mail's state. The other mail's delay is
+logged here and measured by `make faults`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import time
@@ -20,17 +23,24 @@ import pytest
 import requests
 from bson import ObjectId
 from conftest import GATEWAY_URL, login
-from reference_flow import RABBITMQ_URL, dead_lettered_fids, mails_to, wait_for_mails
+from reference_flow import RABBITMQ_URL, ROOT, dead_lettered_fids, mails_to, wait_for_mails
 
 from mp3common.amqp import Publisher
 from mp3common.jobs import Job
+from mp3common.logs import request_id
 from mp3common.messages import Mp3Message
 from mp3common.mongo import client
 from mp3testing import wait_until
 
 pytestmark = pytest.mark.stack  # drives the stack make run started
 
-OTHER_MAIL_WITHIN_SECONDS = 10
+NOTIFIER_LOG = ROOT / "var" / "log" / "notification.log"
+
+
+def _notifier_says(trace: str) -> list[str]:
+    """What the notifier logged while it handled the message of request id `trace`."""
+    lines = [json.loads(line) for line in NOTIFIER_LOG.read_text().splitlines() if line[:1] == "{"]
+    return [line["message"] for line in lines if line.get("request_id") == trace]
 
 
 @pytest.fixture
@@ -78,17 +88,25 @@ def test_a_poison_job_never_delays_another_users_mail(jobs_collection, new_user)
     corrupt = _done_job(collection, written, poisoner, "x.mp4", audio_track="aac")
     good = _done_job(collection, written, other, "talk.mp4")
     publisher = Publisher(RABBITMQ_URL, ["mp3"], name="poison-tests")
+    trace = f"poison-{tag}"
     try:
         started = time.monotonic()
         for job_id in (corrupt, separator, good):
             body = Mp3Message(video_fid=str(job_id), username="x", state="done").body()
-            publisher.publish("mp3", body)
+            token = request_id.set(trace if job_id == corrupt else None)
+            try:
+                publisher.publish("mp3", body)
+            finally:
+                request_id.reset(token)
         wait_for_mails(other, timeout=60)
         delay = time.monotonic() - started
     finally:
         publisher.close()
     logging.getLogger(__name__).info("the other user's mail came after %.2f s", delay)
-    assert delay < OTHER_MAIL_WITHIN_SECONDS, f"the other user's mail took {delay:.1f} s"
+    # Delivered once and dead-lettered: never handed back to wait for another try.
+    said = _notifier_says(trace)
+    assert any(message.startswith("dead-lettering the message") for message in said), said
+    assert not any("requeueing" in message or "handing" in message for message in said), said
 
     # The bad record: dead-lettered at once, its reason recorded, its claim released.
     assert wait_until(lambda: collection.find_one({"_id": corrupt}).get("notify_failed_at"))

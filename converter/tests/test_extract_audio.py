@@ -130,7 +130,6 @@ def test_media_longer_than_the_limit_is_refused_before_it_is_converted(tmp_path)
     refused from the probe, before ffmpeg encodes anything."""
     source = media.silent_opus(tmp_path, 3600)
     assert source.stat().st_size < 2_000_000
-    started = time.monotonic()
     with pytest.raises(UnusableMedia) as refused:
         extract_audio(source, tmp_path / "out.mp3", ffmpeg=media.FFMPEG, max_media_seconds=1800)
     assert (
@@ -138,8 +137,8 @@ def test_media_longer_than_the_limit_is_refused_before_it_is_converted(tmp_path)
         == "the file is 1 h long; this service converts at most 30 min per file"
     )
     assert refused.value.kind == "too_long"
+    # Refused from the probe: ffmpeg never started encoding (the -t path writes the MP3).
     assert not (tmp_path / "out.mp3").exists()
-    assert time.monotonic() - started < 5  # refused from the probe, not after converting
 
 
 def test_media_whose_container_does_not_say_its_length_is_stopped_at_the_limit(tmp_path):

@@ -20,10 +20,11 @@ from notification_service.compose import compose as real_compose
 
 pytestmark = pytest.mark.stack
 
-#: What the issue measured: the next user's mail waited 652 s behind one poison message
-#: (the stack's 130 s claim lease); with this test's 28 s lease, the code before the fix
-#: kept it 141.9 s.
-OTHER_MAIL_WITHIN_SECONDS = 10
+# What the issue measured: the next user's mail waited 652 s behind one poison message,
+# delivered again and again, each time after the stack's 130 s claim lease (with this
+# test's 28 s lease, the code before the fix kept it 141.9 s). What makes it wait is the
+# redelivery, so that is what the test asserts: the poison is delivered once. The delay
+# itself is logged here and measured by `make faults`.
 
 
 def _header_code_before_the_fix(job, **kwargs):
@@ -57,6 +58,14 @@ def test_a_poison_message_is_dead_lettered_at_once_and_the_next_mail_goes(
 ):
     if kind == "header code raising":
         monkeypatch.setattr(notify, "compose", _header_code_before_the_fix)
+    deliveries = []  # (video_fid, delivery_count) of every message the notifier is handed
+    handle = notify.Notifier.__call__
+
+    def counted(self, delivery, stopping):
+        deliveries.append((delivery.body.get("video_fid"), delivery.delivery_count))
+        return handle(self, delivery, stopping)
+
+    monkeypatch.setattr(notify.Notifier, "__call__", counted)
     database = jobs.collection.database
     poison = _poison(jobs, database, kind)
     other = finished_job(jobs, owner="bob@example.com", filename="talk.mp4")
@@ -68,7 +77,7 @@ def test_a_poison_message_is_dead_lettered_at_once_and_the_next_mail_goes(
         assert wait_until(lambda: jobs.get(other.id).notified_at, timeout=30)
         delay = time.monotonic() - published
     logging.getLogger(__name__).info("%s: the other user's mail came after %.2f s", kind, delay)
-    assert delay < OTHER_MAIL_WITHIN_SECONDS, f"the other user's mail took {delay:.1f} s"
+    assert [count for fid, count in deliveries if fid == str(poison.id)] == [0]  # once
     [(_, rcpt_tos, _)] = mailbox.messages
     assert rcpt_tos == ["bob@example.com"]
     dead = get_message(queue + ".dlq", timeout=5)
