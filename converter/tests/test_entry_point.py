@@ -1,11 +1,11 @@
 """`python -m consumer` and the image's `python consumer.py`: bad settings, one line."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from mp3testing import refusal_to_start
 
 CONVERTER_DIR = Path(__file__).resolve().parent.parent
 
@@ -19,17 +19,7 @@ def test_bad_settings_print_one_line_and_exit_non_zero(command, tmp_path):
         "MP3_QUALITY": "loud",
         "CONVERTER_WORK_DIR": str(tmp_path),
     }
-    done = subprocess.run(
-        [sys.executable, *command],
-        cwd=CONVERTER_DIR,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode != 0
-    assert done.stdout == ""
-    [line] = done.stderr.splitlines()
+    line = refusal_to_start(command, CONVERTER_DIR, environ)
     assert line.startswith("converter cannot start: ")
     assert "RABBITMQ_URL logs in as RabbitMQ's guest account" in line
     assert "MONGODB_URI is not set" in line and "MP3_QUALITY" in line

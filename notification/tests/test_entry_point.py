@@ -1,9 +1,9 @@
 """The image's `python consumer.py`: bad settings, one line, as the converter's."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from mp3testing import refusal_to_start
 
 NOTIFICATION_DIR = Path(__file__).resolve().parent.parent
 
@@ -15,17 +15,7 @@ def test_bad_settings_print_one_line_and_exit_non_zero():
         "RABBITMQ_URL": "amqp://rabbitmq:5672/%2F",
         "SMTP_PORT": "smtp",
     }
-    done = subprocess.run(
-        [sys.executable, "consumer.py"],
-        cwd=NOTIFICATION_DIR,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode != 0
-    assert done.stdout == ""
-    [line] = done.stderr.splitlines()
+    line = refusal_to_start(["consumer.py"], NOTIFICATION_DIR, environ)
     assert line.startswith("notification cannot start: ")
     assert "RABBITMQ_URL logs in as RabbitMQ's guest account" in line
     assert "MONGODB_URI is not set" in line and "SMTP_PORT: input should be a valid integer" in line

@@ -10,8 +10,11 @@ to nothing: the tests that need no stack import it too.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import pika
@@ -117,3 +120,21 @@ class RunningConsumer:
     def __exit__(self, *exc):
         self.consumer.stop()
         self.thread.join(self.join_timeout)
+
+
+def refusal_to_start(arguments: list[str], cwd: Path, environ: dict[str, str]) -> str:
+    """Run `python <arguments>` in `cwd` with exactly `environ`, as an entry point that must
+    refuse its settings: it exits non-zero, prints nothing on stdout and one line on
+    stderr, which is returned."""
+    done = subprocess.run(
+        [sys.executable, *arguments],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    return line
