@@ -9,11 +9,20 @@ in the token).
 Its life (each arrow one conditional update, so a redelivered or duplicated message cannot
 move a finished job backwards)::
 
-    queued ──start──▶ converting ──finish──▶ done
-       │                  │  ▲
-       │                  │  └─ start again: a redelivery after a failed, handed-back or
-       │                  │     crashed attempt (`attempts` counts the starts)
-       └──────fail────────┴──────fail──────▶ failed (with a `reason` for its owner)
+    queued ──start──▶ converting ──finish──▶ done ──expire──▶ (output removed)
+     │ ▲ │              │  ▲
+     │ │ │              │  └─ start again: a redelivery after a failed, handed-back or
+     │ │ │              │     crashed attempt (`attempts` counts the starts)
+     │ │ └─────fail─────┴──────fail──────▶ failed (with a `reason` for its owner)
+     │ │                │                    │
+     └─┼────cancel──────┴─────cancel──────▶ cancelled (by its owner; no mail)
+       │                                     │
+       └──────────retry (its owner)──────────┘  while the video is kept
+
+`options` are what the owner asked for (mp3common.options); while converting, `progress`
+(0-100) and `eta_seconds` say how far along it is. A finished job has `expires_at`: when
+its output (done) or its kept video (failed, cancelled) is removed by the expiry sweep,
+which then sets `expired_at`. Deleting a job (its owner) removes its files and the record.
 
 Alongside: `published_at` once the broker confirmed its `video` message (the outbox relay
 publishes the jobs that never got one); `notified_at` once its mail has gone, so a
@@ -33,17 +42,25 @@ from bson.errors import InvalidId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 
+from .options import DEFAULT_OPTIONS, ConversionOptions
+
 
 class State(StrEnum):
     QUEUED = "queued"
     CONVERTING = "converting"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 QUEUED, CONVERTING, DONE, FAILED = State.QUEUED, State.CONVERTING, State.DONE, State.FAILED
+CANCELLED = State.CANCELLED
 STATES = tuple(State)
-FINAL_STATES = (DONE, FAILED)
+FINAL_STATES = (DONE, FAILED, CANCELLED)
+#: The finished states whose owner gets a mail (a cancelled job's owner did it).
+MAILED_STATES = (DONE, FAILED)
+#: The states a job can be retried from (its video is kept until it expires).
+RETRYABLE_STATES = (FAILED, CANCELLED)
 
 
 class AttemptEnd(StrEnum):
@@ -115,12 +132,24 @@ class Job:
     finished_at: dt.datetime | None = None
     #: The upload's X-Request-ID, carried into every service's logs for this job.
     request_id: str | None = None
+    #: What the owner asked for, and what the gateway told them about it (an option ignored).
+    options: ConversionOptions = DEFAULT_OPTIONS
+    notes: tuple[str, ...] = ()
+    #: The longest media this job may convert, in seconds (the owner's quota; None: the
+    #: converter's own MAX_MEDIA_SECONDS alone).
+    max_media_seconds: float | None = None
+    #: How many times its owner retried it.
+    retries: int = 0
     # --- the outbox: is the `video` message confirmed by the broker? --------------------
     published_at: dt.datetime | None = None
     republished: bool = False
     # --- the converter's attempts ---------------------------------------------------------
     #: How many times a converter started the job.
     attempts: int = 0
+    #: While converting: per cent done (0-100) and the seconds still to go, from ffmpeg's
+    #: progress against the media's length (None until ffmpeg reports).
+    progress: float | None = None
+    eta_seconds: float | None = None
     failed_attempts: int = 0
     handed_back: int = 0
     #: The id of every MP3 an attempt began to store (to remove what a dead one left).
@@ -132,8 +161,20 @@ class Job:
     audio_track: AudioTrack | None = None
     #: Something the owner of a done job should know, e.g. that the file looks cut off.
     warning: str | None = None
+    #: The source's audio stream went into the output as it was (no re-encoding).
+    copied: bool = False
+    #: The tags written into the output (title, artist, album, date, comment) and whether
+    #: it has a cover picture.
+    tags: dict[str, str] | None = None
+    cover: bool = False
     #: Why the job failed, written for its owner.
     reason: str | None = None
+    cancelled_at: dt.datetime | None = None
+    # --- retention --------------------------------------------------------------------------
+    #: When the expiry sweep removes the output (done) or the kept video (failed,
+    #: cancelled); `expired_at` once it did.
+    expires_at: dt.datetime | None = None
+    expired_at: dt.datetime | None = None
     # --- the mail -------------------------------------------------------------------------
     notify_claim: NotifyClaim | None = None
     #: Why the last try to send the mail failed.
@@ -149,6 +190,8 @@ class Job:
         values = {key: value for key, value in document.items() if key in known}
         values["state"] = State(document["state"])
         values["mp3_uploads"] = tuple(document.get("mp3_uploads") or ())
+        values["notes"] = tuple(document.get("notes") or ())
+        values["options"] = ConversionOptions.model_validate(document.get("options") or {})
         if track := document.get("audio_track"):
             values["audio_track"] = AudioTrack(**track)
         if claim := document.get("notify_claim"):
@@ -179,6 +222,7 @@ class Jobs:
     def ensure_indexes(self) -> None:
         self.collection.create_index([("owner", ASCENDING), ("created_at", DESCENDING)])
         self.collection.create_index([("mp3_fid", ASCENDING)])
+        self.collection.create_index([("expires_at", ASCENDING)], sparse=True)
 
     # --- the gateway -------------------------------------------------------------------
 
@@ -191,6 +235,9 @@ class Jobs:
         size: int,
         content_type: str | None,
         request_id: str | None,
+        options: ConversionOptions = DEFAULT_OPTIONS,
+        notes: tuple[str, ...] | list[str] = (),
+        max_media_seconds: float | None = None,
     ) -> Job:
         document = {
             "_id": job_id,
@@ -203,6 +250,9 @@ class Jobs:
             "updated_at": now(),
             "request_id": request_id,
             "attempts": 0,
+            "options": options.model_dump(mode="json"),
+            "notes": list(notes),
+            "max_media_seconds": max_media_seconds,
         }
         self.collection.insert_one(document)
         return Job.from_document(document)
@@ -284,6 +334,10 @@ class Jobs:
         attempt: int | None = None,
         audio_track: AudioTrack | None = None,
         warning: str | None = None,
+        copied: bool = False,
+        tags: dict[str, str] | None = None,
+        cover: bool = False,
+        expires_at: dt.datetime | None = None,
     ) -> bool:
         """Mark the job done; False when it is not converting (or, given `attempt`, when a
         later attempt has started since: a converter that lost its message must not win)."""
@@ -300,24 +354,187 @@ class Jobs:
                     "duration_seconds": duration_seconds,
                     "audio_track": dataclasses.asdict(audio_track) if audio_track else None,
                     "warning": warning,
+                    "copied": copied,
+                    "tags": tags,
+                    "cover": cover,
+                    "expires_at": expires_at,
                     "updated_at": now(),
                     "finished_at": now(),
-                }
+                },
+                "$unset": {"progress": "", "eta_seconds": ""},
             },
         )
         return result.modified_count == 1
 
-    def fail(self, job_id: ObjectId, reason: str) -> bool:
+    def fail(self, job_id: ObjectId, reason: str, *, expires_at: dt.datetime | None = None) -> bool:
+        """Mark a queued or converting job failed; `expires_at`: when its kept video goes."""
         result = self.collection.update_one(
             {"_id": job_id, "state": {"$in": [QUEUED, CONVERTING]}},
             {
                 "$set": {
                     "state": FAILED,
                     "reason": reason,
+                    "expires_at": expires_at,
                     "updated_at": now(),
                     "finished_at": now(),
+                },
+                "$unset": {"progress": "", "eta_seconds": ""},
+            },
+        )
+        return result.modified_count == 1
+
+    def note_progress(
+        self, job_id: ObjectId, attempt: int, *, progress: float | None, eta_seconds: float | None
+    ) -> bool:
+        """Record how far `attempt` is (per cent, seconds to go; None: not known yet).
+
+        False when the job is no longer this attempt's to convert (cancelled, deleted, or a
+        later attempt started): the converter then stops.
+        """
+        update: dict[str, Any] = {"updated_at": now()}
+        if progress is not None:
+            update["progress"] = round(min(max(progress, 0.0), 100.0), 1)
+            update["eta_seconds"] = None if eta_seconds is None else round(max(eta_seconds, 0.0))
+        result = self.collection.update_one(
+            {"_id": job_id, "state": CONVERTING, "attempts": attempt}, {"$set": update}
+        )
+        return result.matched_count == 1
+
+    # --- its owner (the gateway) ---------------------------------------------------------
+
+    def cancel(self, job_id: ObjectId, owner: str, *, expires_at: dt.datetime) -> Job | None:
+        """Cancel the owner's queued or converting job (the converter converting it stops
+        within a second or two); None when it is not theirs or not queued or converting."""
+        return _job(
+            self.collection.find_one_and_update(
+                {"_id": job_id, "owner": owner, "state": {"$in": [QUEUED, CONVERTING]}},
+                {
+                    "$set": {
+                        "state": CANCELLED,
+                        "cancelled_at": now(),
+                        "finished_at": now(),
+                        "updated_at": now(),
+                        "expires_at": expires_at,
+                        "reason": "cancelled by its owner",
+                    },
+                    "$unset": {"progress": "", "eta_seconds": ""},
+                },
+                return_document=ReturnDocument.AFTER,
+            )
+        )
+
+    def retry(self, job_id: ObjectId, owner: str) -> Job | None:
+        """Queue the owner's failed or cancelled job again, as new (attempts, reason and the
+        mail forgotten; `retries` counted); None when it is not theirs, not failed or
+        cancelled, or its video has expired. The caller publishes its `video` message."""
+        return _job(
+            self.collection.find_one_and_update(
+                {
+                    "_id": job_id,
+                    "owner": owner,
+                    "state": {"$in": list(RETRYABLE_STATES)},
+                    "expired_at": None,
+                },
+                {
+                    "$set": {
+                        "state": QUEUED,
+                        "updated_at": now(),
+                        "attempts": 0,
+                        "failed_attempts": 0,
+                        "handed_back": 0,
+                        "published_at": None,
+                    },
+                    "$inc": {"retries": 1},
+                    "$unset": {
+                        field: ""
+                        for field in (
+                            "reason",
+                            "finished_at",
+                            "cancelled_at",
+                            "expires_at",
+                            "notified_at",
+                            "notify_claim",
+                            "notify_error",
+                            "notify_failed_at",
+                            "warning",
+                        )
+                    },
+                },
+                return_document=ReturnDocument.AFTER,
+            )
+        )
+
+    def delete_for_owner(self, job_id: ObjectId, owner: str) -> Job | None:
+        """Remove the owner's job record (its files are the caller's to remove first);
+        the job as it was, or None when it is not theirs."""
+        return _job(self.collection.find_one_and_delete({"_id": job_id, "owner": owner}))
+
+    def stored_bytes(self, owner: str) -> int:
+        """What the owner's files take in storage, in bytes: the videos still kept (queued,
+        converting, failed or cancelled and not expired) and the outputs not expired."""
+        pipeline = [
+            {"$match": {"owner": owner, "expired_at": None}},
+            {
+                "$group": {
+                    "_id": None,
+                    "bytes": {
+                        "$sum": {
+                            "$cond": [
+                                {"$eq": ["$state", DONE.value]},
+                                {"$ifNull": ["$mp3_size", 0]},
+                                {"$ifNull": ["$size", 0]},
+                            ]
+                        }
+                    },
                 }
             },
+        ]
+        found = list(self.collection.aggregate(pipeline))
+        return int(found[0]["bytes"]) if found else 0
+
+    def next_expiry(self, owner: str) -> dt.datetime | None:
+        """When the owner's next stored file expires (frees quota), if any does."""
+        document = self.collection.find_one(
+            {"owner": owner, "expired_at": None, "expires_at": {"$ne": None}},
+            sort=[("expires_at", ASCENDING)],
+            projection={"expires_at": 1},
+        )
+        return document["expires_at"] if document else None
+
+    # --- the expiry sweep ------------------------------------------------------------------
+
+    def claim_expired(self, claimant: str, *, lease_seconds: float) -> Job | None:
+        """A finished job whose `expires_at` has passed, claimed by exactly one sweeper for
+        `lease_seconds` (a sweeper that died frees it when the lease runs out)."""
+        moment = now()
+        return _job(
+            self.collection.find_one_and_update(
+                {
+                    "expires_at": {"$lt": moment},
+                    "expired_at": None,
+                    "state": {"$in": list(FINAL_STATES)},
+                    "$or": [
+                        {"expiry_claim": None},
+                        {"expiry_claim.until": {"$lt": moment}},
+                    ],
+                },
+                {
+                    "$set": {
+                        "expiry_claim": {
+                            "by": claimant,
+                            "until": moment + dt.timedelta(seconds=lease_seconds),
+                        }
+                    }
+                },
+                return_document=ReturnDocument.AFTER,
+            )
+        )
+
+    def mark_expired(self, job_id: ObjectId, claimant: str) -> bool:
+        """The claimant removed what expired; False if its claim was lost meanwhile."""
+        result = self.collection.update_one(
+            {"_id": job_id, "expiry_claim.by": claimant},
+            {"$set": {"expired_at": now(), "updated_at": now()}, "$unset": {"expiry_claim": ""}},
         )
         return result.modified_count == 1
 
@@ -336,7 +553,7 @@ class Jobs:
         document = self.collection.find_one_and_update(
             {
                 "_id": job_id,
-                "state": {"$in": list(FINAL_STATES)},
+                "state": {"$in": list(MAILED_STATES)},
                 "notified_at": None,
                 "$or": [
                     {"notify_claim": None},
@@ -407,28 +624,44 @@ def mail_state(job: Job) -> dict[str, Any]:
 
 def public_view(job: Job) -> dict[str, Any]:
     """What the owner may see of a job, JSON-ready: {"fid", "filename", "size", "state",
-    "created_at", "updated_at"} (ISO 8601, UTC), and when done {"mp3_fid", "mp3_size",
-    "duration_seconds"} (and "warning" when there is one), when failed {"reason"}; when
-    finished, "mail" (`mail_state`)."""
-    view = {
+    "created_at", "updated_at"} (ISO 8601, UTC), "options" (every option, defaults filled
+    in) and "notes" (options ignored, and why); while converting "progress" (0-100) and
+    "eta_seconds" (null until ffmpeg reports); when done {"mp3_fid", "mp3_size",
+    "duration_seconds", "copied", "tags", "cover"} (and "warning" when there is one), when
+    failed or cancelled {"reason"}; when finished "expires_at" and "expired" (what is kept
+    of it is removed then), and for done or failed "mail" (`mail_state`)."""
+    view: dict[str, Any] = {
         "fid": str(job.id),
         "filename": job.filename,
         "size": job.size,
         "state": job.state.value,
         "created_at": _iso(job.created_at),
         "updated_at": _iso(job.updated_at),
+        "options": job.options.public(),
+        "notes": list(job.notes),
     }
+    if job.state == CONVERTING:
+        view.update(progress=job.progress, eta_seconds=job.eta_seconds)
+    if job.state == QUEUED:
+        view.update(progress=0.0, eta_seconds=None)
     if job.state == DONE:
         view.update(
             mp3_fid=str(job.mp3_fid),
             mp3_size=job.mp3_size,
             duration_seconds=job.duration_seconds,
+            copied=job.copied,
+            tags=job.tags or {},
+            cover=job.cover,
+            progress=100.0,
         )
         if job.warning:
             view["warning"] = job.warning
-    if job.state == FAILED:
+    if job.state in (FAILED, CANCELLED):
         view["reason"] = job.reason
     if job.finished:
+        view["expires_at"] = _iso(job.expires_at)
+        view["expired"] = job.expired_at is not None
+    if job.state in MAILED_STATES:
         view["mail"] = mail_state(job)
     return view
 

@@ -9,12 +9,16 @@ at once: trying it again cannot help).
 `video` (gateway → converter)::
 
     {"video_fid": "6571…", "mp3_fid": null, "username": "ann@example.com",
-     "filename": "holiday.mp4"}
+     "filename": "holiday.mp4", "format": "mp3"}
 
 `mp3` (converter → notifier; a finished job, converted or failed)::
 
     {"video_fid": "6571…", "mp3_fid": "6571…" | null, "username": "ann@example.com",
-     "filename": "holiday.mp4", "state": "done" | "failed", "reason": null | "why"}
+     "filename": "holiday.mp4", "format": "mp3", "state": "done" | "failed",
+     "reason": null | "why"}
+
+`format` (the output format, mp3common.options) was added later; a message without it
+means mp3. `mp3_fid` is the output's id whatever its format (the reference's name).
 
 The converter and the notifier read the job itself for everything else: the message says
 which job, and the job is the truth.
@@ -40,6 +44,8 @@ class _Message(BaseModel):
     video_fid: HexId
     username: str | None = None
     filename: str | None = None
+    #: The output format asked for (mp3common.options; added later: absent means mp3).
+    format: str = "mp3"
 
     @property
     def job_id(self) -> ObjectId:
@@ -70,7 +76,12 @@ class VideoMessage(_Message):
 
     @classmethod
     def for_job(cls, job: Job) -> Self:
-        return cls(video_fid=str(job.id), username=job.owner, filename=job.filename)
+        return cls(
+            video_fid=str(job.id),
+            username=job.owner,
+            filename=job.filename,
+            format=job.options.format,
+        )
 
 
 class Mp3Message(_Message):
@@ -87,6 +98,7 @@ class Mp3Message(_Message):
             mp3_fid=str(job.mp3_fid) if job.mp3_fid else None,
             username=job.owner,
             filename=job.filename,
+            format=job.options.format,
             state=job.state.value,
             reason=job.reason,
         )

@@ -20,6 +20,7 @@ that still holds the manifests' `CHANGE-ME` placeholder.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import re
@@ -358,3 +359,19 @@ class MediaSettings(ServiceSettings):
     ffmpeg_binary: Annotated[str, AfterValidator(_an_executable)] = Field(
         default_factory=_bundled_ffmpeg
     )
+
+
+class RetentionSettings(ServiceSettings):
+    """How long what a job leaves behind is kept: its output once done, its video once
+    failed or cancelled (to retry it meanwhile). The expiry sweep removes them after."""
+
+    #: How long an output (MP3, …) is kept for download, in seconds (default 7 days).
+    output_retention_seconds: int = Field(7 * 86400, ge=60)
+    #: How long a failed or cancelled job's video is kept for a retry, in seconds (7 days).
+    failed_video_retention_seconds: int = Field(7 * 86400, ge=60)
+
+    def output_expiry(self, moment: dt.datetime) -> dt.datetime:
+        return moment + dt.timedelta(seconds=self.output_retention_seconds)
+
+    def video_expiry(self, moment: dt.datetime) -> dt.datetime:
+        return moment + dt.timedelta(seconds=self.failed_video_retention_seconds)

@@ -25,6 +25,7 @@ from mp3common.jobs import (
     public_view,
 )
 from mp3common.mongo import client
+from mp3common.options import ConversionOptions
 
 
 def _full_document() -> dict:
@@ -61,6 +62,18 @@ def _full_document() -> dict:
         "notify_error": "451 try later",
         "notified_at": moment + dt.timedelta(seconds=4),
         "notify_failed_at": moment + dt.timedelta(seconds=2),
+        "options": {"format": "opus", "quality": "96k", "start": 1.5, "quality_chosen": True},
+        "notes": ["quality is ignored"],
+        "max_media_seconds": 600.0,
+        "retries": 1,
+        "progress": 50.0,
+        "eta_seconds": 3.0,
+        "copied": True,
+        "tags": {"title": "Holiday"},
+        "cover": True,
+        "cancelled_at": moment + dt.timedelta(seconds=5),
+        "expires_at": moment + dt.timedelta(days=7),
+        "expired_at": moment + dt.timedelta(days=8),
     }
 
 
@@ -74,11 +87,17 @@ def test_a_job_reads_every_field_of_its_document():
         "mp3_uploads": tuple(document["mp3_uploads"]),
         "notify_claim": NotifyClaim(**document["notify_claim"]),
         "audio_track": AudioTrack(**document["audio_track"]),
+        "notes": tuple(document["notes"]),
+        "options": ConversionOptions(**document["options"]),
     }
     del expected["_id"]
     # Every field of a Job is in the document: a field added to one is added to the other.
     assert {field.name for field in dataclasses.fields(Job)} == set(expected)
-    nested = {"notify_claim": job.notify_claim, "audio_track": job.audio_track}
+    nested = {
+        "notify_claim": job.notify_claim,
+        "audio_track": job.audio_track,
+        "options": job.options,
+    }
     assert dataclasses.asdict(job) | nested == expected
     assert job.state == "done" and job.finished
 

@@ -41,7 +41,15 @@ def test_a_video_message_is_the_references_shape():
         "mp3_fid": None,
         "username": "ann@example.com",
         "filename": "holiday.mp4",
+        "format": "mp3",  # added after the reference: new fields only add
     }
+
+
+def test_a_message_carries_the_format_asked_for():
+    job = _job(options={"format": "opus"})
+    assert VideoMessage.for_job(job).body()["format"] == "opus"
+    done = _job(state="done", mp3_fid=MP3_ID, options={"format": "flac"})
+    assert Mp3Message.for_job(done).body()["format"] == "flac"
 
 
 @pytest.mark.parametrize(
@@ -58,6 +66,7 @@ def test_an_mp3_message_says_how_the_job_ended(job, expected):
         "video_fid": str(JOB_ID),
         "username": "ann@example.com",
         "filename": "holiday.mp4",
+        "format": "mp3",
         **expected,
     }
 
