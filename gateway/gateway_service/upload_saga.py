@@ -73,6 +73,32 @@ def accept_upload(
     except UploadRefused as exc:
         log.info("upload refused (%s) after %.1f s", exc.code, time.monotonic() - started)
         raise
+    return queue_stored_upload(
+        stored,
+        owner=owner,
+        request_id=request_id,
+        storage=storage,
+        publisher=publisher,
+        started=started,
+    )
+
+
+def queue_stored_upload(
+    stored: uploads.StoredUpload,
+    *,
+    owner: str,
+    request_id: str | None,
+    storage: Storage,
+    publisher: JobPublisher,
+    started: float | None = None,
+) -> Job:
+    """Steps 2-4 for a file already whole in GridFS (a multipart upload's, or a resumable
+    upload's after its last PATCH, tus.py): write its job, queue it, record the confirm.
+
+    Raises QueueUnavailable or PyMongoError with the job and the file removed.
+    """
+    job_id = stored.fid
+    started = time.monotonic() if started is None else started
     try:
         job = storage.jobs.create(
             job_id,
