@@ -426,7 +426,8 @@ class Jobs:
     def retry(self, job_id: ObjectId, owner: str) -> Job | None:
         """Queue the owner's failed or cancelled job again, as new (attempts, reason and the
         mail forgotten; `retries` counted); None when it is not theirs, not failed or
-        cancelled, or its video has expired. The caller publishes its `video` message."""
+        cancelled, or its video has expired (or its `expires_at` has come). The caller
+        publishes its `video` message."""
         return _job(
             self.collection.find_one_and_update(
                 {
@@ -434,6 +435,8 @@ class Jobs:
                     "owner": owner,
                     "state": {"$in": list(RETRYABLE_STATES)},
                     "expired_at": None,
+                    # Not once its expiry has come: the sweep may be removing its video.
+                    "$or": [{"expires_at": None}, {"expires_at": {"$gt": now()}}],
                 },
                 {
                     "$set": {
@@ -635,8 +638,8 @@ def public_view(job: Job) -> dict[str, Any]:
         "filename": job.filename,
         "size": job.size,
         "state": job.state.value,
-        "created_at": _iso(job.created_at),
-        "updated_at": _iso(job.updated_at),
+        "created_at": iso(job.created_at),
+        "updated_at": iso(job.updated_at),
         "options": job.options.public(),
         "notes": list(job.notes),
     }
@@ -659,14 +662,15 @@ def public_view(job: Job) -> dict[str, Any]:
     if job.state in (FAILED, CANCELLED):
         view["reason"] = job.reason
     if job.finished:
-        view["expires_at"] = _iso(job.expires_at)
+        view["expires_at"] = iso(job.expires_at)
         view["expired"] = job.expired_at is not None
     if job.state in MAILED_STATES:
         view["mail"] = mail_state(job)
     return view
 
 
-def _iso(value: dt.datetime | None) -> str | None:
+def iso(value: dt.datetime | None) -> str | None:
+    """A time as every answer shows it: ISO 8601 in UTC with `Z` (None stays None)."""
     if value is None:
         return None
     if value.tzinfo is None:  # pymongo hands back naive UTC unless told otherwise

@@ -376,3 +376,15 @@ def test_a_mail_that_failed_for_good_shows_failed_until_it_goes(jobs):
     assert jobs.claim_notification(job_id, "n2", lease_seconds=60)
     assert jobs.mark_notified(job_id)
     assert public_view(jobs.get(job_id))["mail"] == {"state": "sent", "reason": None}
+
+
+@pytest.mark.stack
+def test_a_job_whose_expiry_has_come_cannot_be_retried(jobs):
+    """The expiry sweep may be removing its video already: a retry would find none."""
+    kept, due = _new(jobs), _new(jobs)
+    moment = dt.datetime.now(dt.UTC)
+    jobs.fail(kept, "a reason", expires_at=moment + dt.timedelta(hours=1))
+    jobs.fail(due, "a reason", expires_at=moment - dt.timedelta(seconds=1))
+    assert jobs.retry(kept, "alice@example.com").state == "queued"
+    assert jobs.retry(due, "alice@example.com") is None
+    assert jobs.get(due).state == "failed"
