@@ -243,18 +243,21 @@ DEFAULT_OPTIONS = ConversionOptions()
 
 
 def clock(seconds: float) -> str:
-    """90.5 → `1:30.5`, 3600 → `1:00:00`."""
-    whole = int(seconds)
-    fraction = f"{seconds - whole:.3f}".lstrip("0").rstrip("0").rstrip(".")
+    """90.5 → `1:30.5`, 3600 → `1:00:00`; to the millisecond (59.9999 → `1:00`)."""
+    whole, millis = divmod(round(seconds * 1000), 1000)
+    fraction = f".{millis:03d}".rstrip("0").rstrip(".")
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     text = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
     return text + fraction
 
 
-_TIME = re.compile(r"^(?:(?:(\d+):)?(\d{1,2}):)?(\d+(?:\.\d+)?)$")
+# ASCII digits only: `\d` and str.isdigit() also take other scripts' digits and `²`,
+# which int() refuses with a ValueError.
+_TIME = re.compile(r"^(?:(?:(\d+):)?(\d{1,2}):)?(\d+(?:\.\d+)?)$", re.ASCII)
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
-_LUFS = re.compile(r"^(-?\d+(?:\.\d+)?)\s*(?:lufs)?$")
+_LUFS = re.compile(r"^(-?\d+(?:\.\d+)?)\s*(?:lufs)?$", re.ASCII)
+_TRACK = re.compile(r"^\d{1,3}$", re.ASCII)
 
 
 def parse_time(option: str, text: str) -> float:
@@ -272,7 +275,8 @@ def parse_time(option: str, text: str) -> float:
         raise InvalidOption(option, f"{option}: seconds must be below 60 in {text!r}.")
     if hours is not None and int(minutes) >= 60:
         raise InvalidOption(option, f"{option}: minutes must be below 60 in {text!r}.")
-    value = int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds)
+    # float, not int: int() refuses more than 4300 digits; float makes them inf (refused).
+    value = float(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds)
     if not math.isfinite(value) or value > MAX_TIME_SECONDS:
         raise InvalidOption(option, f"{option} is past any media's end: {text!r}.")
     return round(value, 3)
@@ -365,7 +369,7 @@ def _loudness(text: str) -> float:
 
 
 def _track(text: str) -> int | str:
-    if text.isdigit() and int(text) <= MAX_TRACK:
+    if _TRACK.match(text) and int(text) <= MAX_TRACK:
         return int(text)
     if _LANGUAGE.match(text.lower()):
         return text.lower()

@@ -183,6 +183,10 @@ def test_a_time_is_seconds_or_hours_minutes_seconds(text, seconds):
         ("1:60:00", "minutes must be below 60"),
         ("168:00:01", "past any media's end"),
         ("9" * 400, "past any media's end"),
+        # More digits than int() converts (4300): a ValueError, a 500 at the gateway, once.
+        ("9" * 5000 + ":00:00", "past any media's end"),
+        ("\uff11\uff12", "must be seconds"),  # digits, but not ASCII ones
+        ("\u0661:\u0663\u0660", "must be seconds"),
     ],
 )
 @pytest.mark.parametrize("option", ["start", "end"])
@@ -246,7 +250,15 @@ def test_a_track_is_an_index_or_a_language_code(text, track):
     assert _options(track=text).track == track
 
 
-@pytest.mark.parametrize("text", ["64", "-1", "1.5", "english", "e", "en1", "0x1", "d-e"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        *("64", "-1", "1.5", "english", "e", "en1", "0x1", "d-e"),
+        # Digits that str.isdigit() takes and int() does not, or not that many: a
+        # ValueError (a 500 at the gateway) once; and digits of other scripts.
+        *("²", "9" * 5000, "\u0661", "\uff11"),
+    ],
+)
 def test_a_bad_track_is_refused(text):
     refused = _refusal(track=text)
     assert refused.option == "track"
@@ -389,6 +401,11 @@ def test_the_summary_says_the_options_in_words(fields, summary):
         (3600, "1:00:00"),
         (3723.25, "1:02:03.25"),
         (604800, "168:00:00"),
+        # Rounded to the millisecond as a whole; it once wrote 59.9999 as "0:591".
+        (59.9999, "1:00"),
+        (3599.9996, "1:00:00"),
+        (1.0004, "0:01"),
+        (0.0996, "0:00.1"),
     ],
 )
 def test_clock_writes_seconds_as_a_clock(seconds, text):
