@@ -68,6 +68,11 @@ class Format:
         chosen = self.quality(quality)
         return ["-c:a", self.encoder, *(chosen.args if chosen else ()), *self.extra_args]
 
+    @property
+    def short_label(self) -> str:
+        """The label without its parenthesis (`AAC`, `FLAC`), for a sentence or a subject."""
+        return self.label.split(" (")[0]
+
     def output_name(self, stem: str) -> str:
         return f"{stem}.{self.extension}"
 
@@ -211,10 +216,16 @@ class ConversionOptions(BaseModel):
         cuts at the nearest packet, some 20 ms)."""
         return bool(codec) and codec in self.output.copy_codecs and not self.decodes()
 
-    def summary(self) -> str:
-        """The options in words, e.g. `Opus 96k, 0:10-1:00, normalized to -16 LUFS`."""
-        parts = [self.output.label.split(" (")[0]]
-        if self.effective_quality and not self.output.lossless:
+    def summary(self, *, copied: bool = False) -> str:
+        """The options in words, e.g. `Opus 96k, 0:10-1:00, normalized to -16 LUFS`.
+
+        `copied`: the output is the source's stream as it was, so its quality is the
+        source's, not the format's default: `MP3 (copied without re-encoding), 0:10-end`.
+        """
+        parts = [self.output.short_label]
+        if copied:
+            parts[0] += " (copied without re-encoding)"
+        elif self.effective_quality and not self.output.lossless:
             parts[0] += f" {self.effective_quality}"
         if self.trimmed:
             parts.append(f"{clock(self.start or 0)}-{clock(self.end) if self.end else 'end'}")

@@ -390,6 +390,29 @@ def test_the_summary_says_the_options_in_words(fields, summary):
 
 
 @pytest.mark.parametrize(
+    ("fields", "summary"),
+    [
+        ({}, "MP3 (copied without re-encoding)"),
+        ({"format": "opus", "start": "10"}, "Opus (copied without re-encoding), 0:10-end"),
+        ({"format": "flac", "track": "eng"}, "FLAC (copied without re-encoding), audio track eng"),
+    ],
+)
+def test_a_copied_streams_summary_names_no_quality_of_ours(fields, summary):
+    """A copied stream has the source's quality: `MP3 V2` would be untrue of it."""
+    options, _ = parse_options(fields)
+    assert options.copies(next(iter(options.output.copy_codecs)))
+    assert options.summary(copied=True) == summary
+
+
+@pytest.mark.parametrize(
+    ("name", "short"),
+    [("mp3", "MP3"), ("m4a", "AAC"), ("opus", "Opus"), ("flac", "FLAC"), ("wav", "WAV")],
+)
+def test_each_format_has_a_short_label(name, short):
+    assert FORMATS[name].short_label == short
+
+
+@pytest.mark.parametrize(
     ("seconds", "text"),
     [
         (0, "0:00"),
