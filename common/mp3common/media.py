@@ -10,7 +10,12 @@ ffmpeg reports on stderr; the lines read here have kept their form for many rele
 
     [in#0 @ 0x…] Format mov,mp4,m4a,3gp,3g2,mj2 probed with size=2048 and score=100
       Duration: 00:00:10.00, start: 0.000000, bitrate: 102 kb/s
-      Stream #0:1[0x2](eng), 1, 1/48000: Audio: aac (LC) (mp4a / 0x…), 48000 Hz, … (default)
+      Stream #0:1[0x2](eng), 1, 1/48000: Audio: aac (LC) (mp4a / 0x…), 48000 Hz, stereo, … (default)
+      Stream #0:2[0x0], 1, 1/90000: Video: mjpeg (Baseline), …, 600x600, … (attached pic)
+
+An audio stream's line gives its sample rate (`48000 Hz`) and channel layout (`mono`,
+`stereo`, `5.1(side)`, or `6 channels` when it has no name); a video stream marked
+`(attached pic)` is a cover picture (an MP3's APIC, an M4A's covr), not moving pictures.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ _PROBED = re.compile(
 )
 _OPENED = re.compile(r"^Input #0, ", re.M)
 _DURATION = re.compile(r"^\s*Duration: (?:(\d+):(\d\d):(\d\d(?:\.\d+)?)|N/A)", re.M)
+_SOUND = re.compile(r"\b(\d+) Hz(?:, ([^,\s]+(?: channels)?))?")
 _STREAM = re.compile(
     r"^\s*Stream #0:(\d+)(?:\[[^\]]*\])?(?:\(([^)]*)\))?[^:]*: "
     r"(Audio|Video|Subtitle|Data|Attachment): ([^\s,]+)(.*)$",
@@ -67,6 +73,17 @@ class Stream:
     language: str | None
     default: bool  # marked as the one to play (disposition "default")
     decodable: bool  # this ffmpeg can decode it
+    #: Audio: samples a second (Hz) and ffmpeg's name of the channel layout ("stereo",
+    #: "5.1(side)", "6 channels"); None when the line does not say.
+    sample_rate: int | None = None
+    channel_layout: str | None = None
+    #: A picture stored beside the sound (disposition "attached pic": a cover).
+    attached_pic: bool = False
+
+    @property
+    def channels(self) -> int | None:
+        """How many channels the layout has (`channel_count`); None when unknown."""
+        return channel_count(self.channel_layout)
 
 
 @dataclass(frozen=True)
@@ -169,14 +186,7 @@ def parse(stderr: str, known_decoders: frozenset[str]) -> Probe:
         hours, minutes, seconds = match.groups()
         duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
     streams = tuple(
-        Stream(
-            index=int(index),
-            kind=kind.lower(),
-            codec=codec,
-            language=language if language and language != "und" else None,
-            default="(default)" in rest,
-            decodable=codec in known_decoders,
-        )
+        _stream(index, language, kind, codec, rest, known_decoders)
         for index, language, kind, codec, rest in _STREAM.findall(stderr)
     )
     return Probe(
@@ -186,6 +196,53 @@ def parse(stderr: str, known_decoders: frozenset[str]) -> Probe:
         duration_seconds=duration,
         streams=streams,
     )
+
+
+def _stream(
+    index: str, language: str, kind: str, codec: str, rest: str, known_decoders: frozenset[str]
+) -> Stream:
+    sound = _SOUND.search(rest) if kind == "Audio" else None
+    return Stream(
+        index=int(index),
+        kind=kind.lower(),
+        codec=codec,
+        language=language if language and language != "und" else None,
+        default="(default)" in rest,
+        decodable=codec in known_decoders,
+        sample_rate=int(sound.group(1)) if sound else None,
+        channel_layout=sound.group(2) if sound else None,
+        attached_pic="(attached pic)" in rest,
+    )
+
+
+#: Layouts whose name is not their count: libavutil's named ones (the others are "X.Y"
+#: or "X.Y.Z", X + Y + Z channels, or "N channels").
+_NAMED_LAYOUTS = {
+    "mono": 1,
+    "stereo": 2,
+    "downmix": 2,
+    "binaural": 2,
+    "quad": 4,
+    "hexagonal": 6,
+    "octagonal": 8,
+    "cube": 8,
+    "hexadecagonal": 16,
+}
+
+
+def channel_count(layout: str | None) -> int | None:
+    """`mono` → 1, `5.1(side)` → 6, `7.1.4` → 12, `6 channels` → 6; None if unknown."""
+    if not layout:
+        return None
+    name = layout.split("(", 1)[0]
+    if name in _NAMED_LAYOUTS:
+        return _NAMED_LAYOUTS[name]
+    if name.endswith(" channels") and name.split()[0].isdigit():
+        return int(name.split()[0])
+    parts = name.split(".")
+    if all(part.isdigit() for part in parts):
+        return sum(int(part) for part in parts)
+    return None
 
 
 @functools.cache

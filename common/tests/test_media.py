@@ -2,7 +2,7 @@
 
 import pytest
 
-from mp3common.media import Probe, Stream, mime_type, parse
+from mp3common.media import Probe, Stream, channel_count, mime_type, parse
 
 DECODERS = frozenset({"aac", "h264", "mp3", "dts", "pcm_s24le"})
 
@@ -98,3 +98,41 @@ def test_low_score_wording_is_read_too():
 def test_the_mime_type_of_the_iso_family_follows_the_brand(brand, mime):
     head = b"\x00\x00\x00\x18ftyp" + brand + b"\x00" * 12
     assert mime_type(_probe("mov,mp4,m4a,3gp,3g2,mj2", 100), head) == mime
+
+
+SOUND_AND_PICTURE = """\
+  Stream #0:0[0x1](eng), 1, 1/48000: Audio: aac (LC) (mp4a / 0x6134706D), 48000 Hz, 5.1(side), fltp, 384 kb/s (default)
+  Stream #0:1, 1, 1/44100: Audio: pcm_s16le ([1][0][0][0] / 0x0001), 44100 Hz, 6 channels, s16
+  Stream #0:2, 2, 1/14112000: Audio: mp3 (mp3float), 22050 Hz, mono, fltp, 64 kb/s
+  Stream #0:3[0x2](und), 1, 1/44100: Audio: none (apac / 0x63617061), 48000 Hz (default)
+  Stream #0:4[0x0], 1, 1/90000: Video: mjpeg (Baseline), yuvj420p(pc), 600x600 [SAR 1:1 DAR 1:1], 90k tbn (attached pic)
+  Stream #0:5[0x3](und), 1, 1/12800: Video: h264 (High), yuv420p, 160x120, 25 fps (default)
+"""  # noqa: E501 - ffmpeg's lines as it writes them
+
+
+def test_an_audio_stream_says_its_sample_rate_and_channels():
+    streams = parse(SOUND_AND_PICTURE, DECODERS).streams
+    assert [(s.sample_rate, s.channel_layout, s.channels) for s in streams] == [
+        (48000, "5.1(side)", 6),
+        (44100, "6 channels", 6),
+        (22050, "mono", 1),
+        (48000, None, None),  # a codec ffmpeg does not know: no layout on the line
+        (None, None, None),
+        (None, None, None),
+    ]
+
+
+def test_an_attached_picture_is_told_apart_from_moving_pictures():
+    streams = parse(SOUND_AND_PICTURE, DECODERS).streams
+    assert [s.index for s in streams if s.attached_pic] == [4]
+    assert not streams[5].attached_pic and streams[5].default
+
+
+@pytest.mark.parametrize(
+    ("layout", "count"),
+    [("mono", 1), ("stereo", 2), ("2.1", 3), ("5.1(side)", 6), ("7.1(wide)", 8),
+     ("7.1.4", 12), ("quad(side)", 4), ("hexadecagonal", 16), ("3 channels", 3),
+     (None, None), ("unknown", None)],
+)  # fmt: skip
+def test_the_channel_count_of_a_layout(layout, count):
+    assert channel_count(layout) == count
