@@ -10,7 +10,7 @@ from mp3common.http import Request, register_error_handlers
 from mp3common.http_metrics import instrument
 from mp3common.logs import configure_logging
 
-from . import login_limits, views
+from . import login_limits, tus, views, webpage
 from . import settings as settings_module
 from .outbox import OutboxRelay
 from .services import Services
@@ -37,4 +37,6 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     login_limits.install(app, settings)
     instrument(app, "gateway", settings.metrics_port)
     app.register_blueprint(views.bp)
+    app.register_blueprint(tus.bp)  # resumable uploads (tus 1.0)
+    app.register_blueprint(webpage.bp)  # the web page at /
     return app
