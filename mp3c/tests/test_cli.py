@@ -1,0 +1,107 @@
+"""mp3c without a server: where it finds its settings, the config file's mode, what each
+failure exits with and says, and the names it gives downloads."""
+
+from __future__ import annotations
+
+import socket
+import stat
+
+import pytest
+
+from mp3c import cli
+from mp3c.api import ApiError, filename_of
+from mp3c.config import DEFAULT_URL, Config, resolve
+from mp3c.upload import encode_metadata
+
+
+@pytest.fixture
+def config_file(tmp_path, monkeypatch):
+    path = tmp_path / "conf" / "mp3c.json"
+    monkeypatch.setenv("MP3C_CONFIG", str(path))
+    monkeypatch.delenv("MP3C_URL", raising=False)
+    monkeypatch.delenv("MP3C_TOKEN", raising=False)
+    return path
+
+
+def test_the_config_file_is_written_with_mode_600(config_file):
+    config = Config.load()
+    config.values.update(url="http://example.test", token="secret")
+    config.save()
+    assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(config_file.parent.stat().st_mode) == 0o700
+    assert Config.load().values["token"] == "secret"
+
+
+def test_a_flag_wins_over_the_environment_which_wins_over_the_file(config_file):
+    config = Config(config_file, {"url": "http://file.test/", "token": "file"})
+    assert resolve(None, None, config, {}) == ("http://file.test", "file")
+    environ = {"MP3C_URL": "http://env.test", "MP3C_TOKEN": "env"}
+    assert resolve(None, None, config, environ) == ("http://env.test", "env")
+    assert resolve("http://flag.test", "flag", config, environ) == ("http://flag.test", "flag")
+    assert resolve(None, None, Config(config_file, {}), {}) == (DEFAULT_URL, None)
+
+
+# Each row: the status the API answered, then the exit code it means.
+EXITS = [(401, 3), (400, 4), (404, 4), (413, 4), (429, 4), (0, 5), (500, 5), (503, 5)]
+
+
+@pytest.mark.parametrize(("status", "code"), EXITS)
+def test_each_failure_has_its_exit_code(status, code):
+    assert ApiError("x", status=status).exit_code == code
+
+
+def test_an_api_refusal_is_shown_as_its_message():
+    body = b'{"error": "invalid_option", "message": "format must be one of mp3, m4a."}'
+    error = ApiError.from_response(400, body)
+    assert (error.message, error.error, error.exit_code) == (
+        "format must be one of mp3, m4a.",
+        "invalid_option",
+        4,
+    )
+    assert ApiError.from_response(502, b"<html>bad gateway</html>").message == (
+        "the server answered 502"
+    )
+
+
+def test_without_a_token_it_says_log_in_and_exits_3(config_file, capsys):
+    assert cli.main(["jobs"]) == 3
+    assert "mp3c login" in capsys.readouterr().err
+
+
+def test_an_unreachable_server_exits_5(config_file, capsys):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    assert cli.main(["--url", f"http://127.0.0.1:{port}", "--token", "t", "jobs"]) == 5
+    assert "cannot reach" in capsys.readouterr().err
+
+
+def test_a_missing_file_is_a_usage_error(config_file, tmp_path, capsys):
+    assert cli.main(["--token", "t", "convert", str(tmp_path / "nope.mp4")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_wrong_usage_exits_2():
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["convert", "a.mp4", "--channels", "surround"])
+    assert stopped.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ("attachment; filename=clip.opus", "clip.opus"),
+        ('attachment; filename="my clip.mp3"', "my clip.mp3"),
+        ("attachment; filename=x.mp3; filename*=UTF-8''d%C3%ADa.mp3", "día.mp3"),
+        ('attachment; filename="../../etc/passwd"', "passwd"),
+        ("", None),
+    ],
+)
+def test_a_download_is_named_by_its_content_disposition_without_folders(header, name):
+    assert filename_of(header) == name
+
+
+def test_metadata_is_written_as_tus_asks():
+    assert encode_metadata({"filename": "a.mp4", "format": "opus"}) == (
+        "filename YS5tcDQ=,format b3B1cw=="
+    )
