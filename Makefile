@@ -13,7 +13,7 @@ SERVICE_REQUIREMENTS := $(wildcard $(addsuffix /requirements.txt,$(SERVICES)))
 # Folders whose unit tests run with that folder as the import root.
 UNIT_TEST_DIRS := common $(SERVICES)
 
-.PHONY: help run stop status test unit lint format bench faults mail logs clean
+.PHONY: help run stop status test unit lint format bench faults mail logs clean browser web
 
 help: ## list the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,12 +24,12 @@ help: ## list the commands
 # the images. mp3common gets every extra; mp3testing (the tests' helpers) is never shipped.
 # tests/test_service_environments.py checks that each service also runs on its own.
 $(VENV)/.installed: requirements-dev.txt $(SERVICE_REQUIREMENTS) constraints.txt \
-		common/pyproject.toml common/testing/pyproject.toml
+		common/pyproject.toml common/testing/pyproject.toml mp3c/pyproject.toml
 	dev/stack.sh deps
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -c constraints.txt \
 		-r requirements-dev.txt $(addprefix -r ,$(SERVICE_REQUIREMENTS)) \
-		-e "common[amqp,mongo,http,metrics,media]" -e common/testing
+		-e "common[amqp,mongo,http,metrics,media]" -e common/testing -e mp3c
 	touch $@
 
 $(MONGO_VENV)/.installed: dev/requirements-mongo.txt | $(VENV)/.installed
@@ -59,8 +59,17 @@ mail: ## list the mails the local SMTP sink received (var/mail/)
 
 # --- checking --------------------------------------------------------------------------
 
-test: run $(DEPLOY_VENV)/.installed ## the test suite: each service's unit tests, then the system tests, on the real stack
+test: run $(DEPLOY_VENV)/.installed browser ## the test suite: each service's unit tests, then the system tests, on the real stack
 	dev/test.sh
+
+# The web page's browser test drives Debian's chromium (Playwright's download is unreachable).
+browser: ## install Debian's chromium (apt, when missing) for tests/test_web_page.py
+	dev/install-browser.sh
+
+# The page's third-party code (tus-js-client) is committed; this rebuilds it from the lock
+# file and records its sha256 (gateway/tests/test_webpage.py checks the committed copy).
+web: ## vendor the web page's JavaScript again from gateway/web-build/package-lock.json (npm)
+	gateway/web-build/vendor.sh
 
 # No stack, no root, no network: every test not marked `stack` (or, in tests/, `tools`).
 unit: $(VENV)/.installed ## the fast tier: every test that needs no stack, in seconds

@@ -46,7 +46,7 @@ run_suite() { # NAME DIR PYTEST-ARGS...
     esac
 }
 
-for dir in common auth gateway converter notification; do
+for dir in common auth gateway converter notification mp3c; do
     [ -d "$dir/tests" ] && run_suite "$dir unit tests" "$dir" -q -p no:cacheprovider \
         ${unit_args[@]+"${unit_args[@]}"} tests
 done
