@@ -53,12 +53,12 @@ from werkzeug.http import http_date
 from mp3common.http import ApiError
 from mp3common.jobs import CHUNK_SIZE_BYTES, VIDEO_BUCKET, now, parse_id, public_view
 from mp3common.logs import request_id
-from mp3common.options import OPTION_NAMES, InvalidOption, parse_options
+from mp3common.options import OPTION_NAMES
 
 from . import upload_saga, uploads
-from .errors import NotMedia
+from .errors import NotMedia, UploadRefused
 from .services import services
-from .sniff import SNIFF_BYTES, media_type
+from .sniff import SNIFF_BYTES, sniff
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tus", __name__)
@@ -131,14 +131,9 @@ def _whole_number(name: str, text: str | None) -> int:
 
 def options_of(metadata: dict[str, str]) -> dict[str, str]:
     """The conversion options in an upload's metadata (every key a client adds by itself
-    set aside); ApiError 400 `invalid_option` like POST /upload's when one is not allowed."""
+    set aside), judged as POST /upload judges its form fields: 400 `invalid_option`."""
     fields = {key: value for key, value in metadata.items() if key.lower() not in CLIENT_METADATA}
-    try:
-        parse_options(fields)
-    except InvalidOption as exc:
-        raise ApiError(
-            400, "invalid_option", exc.message, option=exc.option, allowed=exc.allowed
-        ) from None
+    uploads.judge_options(fields)
     return {key: value for key, value in fields.items() if key in OPTION_NAMES}
 
 
@@ -271,6 +266,11 @@ def create_upload():
         raise ApiError(400, "empty_file", "The file is empty; send a video.")
     metadata = parse_metadata(request.headers.get("Upload-Metadata"))
     options = options_of(metadata)
+    # The quotas, as POST /upload asks them before its body: the hour's uploads, the
+    # bytes kept (the whole length is known now), and the media length to judge later.
+    limits = services().quotas.admit_upload(owner, length)
+    if length > limits.max_bytes:
+        raise limits.too_large(length)
     filename = uploads.clean_filename(metadata.get("filename") or metadata.get("name"))
     fid = ObjectId()
     document = {
@@ -282,6 +282,7 @@ def create_upload():
         "tail": Binary(b""),
         "filename": filename,
         "options": options,
+        "max_media_seconds": limits.max_media_seconds,
         "content_type": None,
         "state": UPLOADING,
         "patch": None,
@@ -391,9 +392,9 @@ def patch_upload(fid: str):
                 f"The body goes past the upload's length ({writer.length} bytes); the bytes "
                 "up to it are kept.",
             )
-    except NotMedia:
+    except UploadRefused as exc:
         discard(database, writer.fid)
-        log.info("upload %s refused: not media", fid)
+        log.info("upload %s refused on its first bytes: %s", fid, exc.code)
         raise
     except (ClientDisconnected, RequestTimeout):
         writer.save_quietly()
@@ -477,14 +478,20 @@ def _complete(database: Database, fid: ObjectId, length: int):
             "metadata": {"owner": upload.owner, "content_type": upload.content_type},
         }
     )
-    stored = uploads.StoredUpload(fid, upload.filename, upload.length, upload.content_type or "")
+    options, notes = uploads.judge_options(upload.options)
+    stored = uploads.StoredUpload(
+        fid, upload.filename, upload.length, upload.content_type or "", options, notes
+    )
+    quotas = services().quotas
     try:
         upload_saga.queue_stored_upload(
             stored,
             owner=upload.owner,
+            max_media_seconds=claimed.get("max_media_seconds"),
             request_id=claimed.get("request_id") or request_id.get(),
             storage=services().storage,
             publisher=services().publisher,
+            admit=lambda: quotas.count_job(upload.owner),
         )
     except BaseException:
         # queue_stored_upload removed the file and the job: the upload goes with them.
@@ -515,6 +522,7 @@ class PatchWriter:
         self.database = database
         self.uploads = uploads_collection(database)
         self.chunks = chunks_collection(database)
+        self.document = document
         self.fid: ObjectId = document["_id"]
         self.length: int = document["length"]
         self.offset: int = document["offset"]
@@ -566,13 +574,18 @@ class PatchWriter:
             if len(self.buffer) < needed:
                 self._keep_alive()
                 return
-            self.content_type = media_type(bytes(self.buffer[:SNIFF_BYTES]), ffmpeg=ffmpeg)
-            if self.content_type is None:
+            found = sniff(bytes(self.buffer[:SNIFF_BYTES]), ffmpeg=ffmpeg)
+            if found is None:
                 raise NotMedia(
                     "unsupported_media_type",
                     "The file is not a video or audio file (judged by its content, not its "
                     "name); send a video such as MP4, MKV, WebM, MOV or AVI.",
                 )
+            longest = self.document.get("max_media_seconds")
+            if longest and found.duration_seconds and found.duration_seconds > longest:
+                limits = services().quotas.admit_upload(self.document["owner"], None)
+                raise limits.too_long(found.duration_seconds)
+            self.content_type = found.content_type
         while len(self.buffer) >= CHUNK_SIZE_BYTES:
             data = bytes(self.buffer[:CHUNK_SIZE_BYTES])
             del self.buffer[:CHUNK_SIZE_BYTES]

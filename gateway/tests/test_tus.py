@@ -1,0 +1,238 @@
+"""The resumable uploads (tus 1.0): each header and refusal, a resume at any offset, the
+bytes kept when a PATCH is cut, termination and expiry leaving nothing behind."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+import pytest
+from bson import ObjectId
+
+from gateway_service import tus
+from gateway_service.errors import GatewayError
+from mp3common.http import ApiError
+from mp3common.jobs import CHUNK_SIZE_BYTES
+
+MiB = 1024 * 1024
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def metadata(**values: str) -> str:
+    return ",".join(
+        f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in values.items()
+    )
+
+
+def create(client, user, length: int, **meta: str):
+    headers = {**TUS, **(user.headers if user else {}), "Upload-Length": str(length)}
+    if meta:
+        headers["Upload-Metadata"] = metadata(**meta)
+    return client.post("/uploads", headers=headers)
+
+
+def patch(client, user, location: str, offset: int, data: bytes, **headers: str):
+    return client.patch(
+        location,
+        headers={
+            **TUS,
+            **user.headers,
+            "Upload-Offset": str(offset),
+            "Content-Type": "application/offset+octet-stream",
+            **headers,
+        },
+        data=data,
+    )
+
+
+def head(client, user, location: str):
+    return client.head(location, headers={**TUS, **user.headers})
+
+
+# --- no store needed -------------------------------------------------------------------------
+
+
+def test_metadata_is_base64_pairs_and_flags():
+    header = f"{metadata(filename='clip día.mp4', format='opus')},flag"
+    assert tus.parse_metadata(header) == {"filename": "clip día.mp4", "format": "opus", "flag": ""}
+    assert tus.parse_metadata(None) == {}
+
+
+@pytest.mark.parametrize(
+    "header", ["filename ***", "filename " + base64.b64encode(b"\xff").decode()]
+)
+def test_metadata_that_is_not_base64_text_is_refused(header):
+    with pytest.raises(ApiError) as refused:
+        tus.parse_metadata(header)
+    assert (refused.value.status, refused.value.error) == (400, "invalid_metadata")
+
+
+def test_options_in_metadata_are_the_catalogs_and_client_keys_are_set_aside():
+    meta = {"filename": "a.mp4", "filetype": "video/mp4", "format": "opus", "quality": "96k"}
+    assert tus.options_of(meta) == {"format": "opus", "quality": "96k"}
+    with pytest.raises(GatewayError) as refused:
+        tus.options_of({"format": "ogg"})
+    assert refused.value.code == "invalid_option"
+    assert refused.value.detail["option"] == "format" and "mp3" in refused.value.detail["allowed"]
+    with pytest.raises(GatewayError) as unknown:
+        tus.options_of({"fromat": "mp3"})
+    assert unknown.value.detail["option"] == "fromat"
+
+
+def test_options_says_what_the_server_speaks(client):
+    answer = client.options("/uploads")
+    assert answer.status_code == 204
+    assert answer.headers["Tus-Resumable"] == "1.0.0"
+    assert answer.headers["Tus-Version"] == "1.0.0"
+    assert answer.headers["Tus-Extension"] == "creation,termination,expiration"
+    assert int(answer.headers["Tus-Max-Size"]) > 0
+
+
+# Each row: the request's headers beside a valid token, then the exact status and error.
+REFUSED_CREATIONS = [
+    ("no-version", {"Upload-Length": "10"}, 412, "unsupported_tus_version"),
+    ("old-version", {**TUS, "Tus-Resumable": "0.2.2", "Upload-Length": "10"}, 412,
+     "unsupported_tus_version"),
+    ("no-length", {**TUS}, 400, "invalid_upload_length"),
+    ("negative-length", {**TUS, "Upload-Length": "-1"}, 400, "invalid_upload_length"),
+    ("deferred-length", {**TUS, "Upload-Defer-Length": "1"}, 400, "length_required"),
+    ("empty", {**TUS, "Upload-Length": "0"}, 400, "empty_file"),
+    ("too-large", {**TUS, "Upload-Length": str(10**15)}, 413, "file_too_large"),
+    ("bad-option", {**TUS, "Upload-Length": "10", "Upload-Metadata": metadata(format="ogg")},
+     400, "invalid_option"),
+    ("bad-metadata", {**TUS, "Upload-Length": "10", "Upload-Metadata": "filename !!"}, 400,
+     "invalid_metadata"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "error"),
+    [row[1:] for row in REFUSED_CREATIONS],
+    ids=[row[0] for row in REFUSED_CREATIONS],
+)
+def test_a_creation_that_cannot_be_taken_is_refused(client, alice, headers, status, error):
+    answer = client.post("/uploads", headers={**alice.headers, **headers})
+    assert answer.status_code == status, answer.get_json()
+    assert answer.get_json()["error"] == error
+    assert answer.headers["Tus-Resumable"] == "1.0.0"
+
+
+def test_no_token_no_upload(client):
+    answer = create(client, None, 10)
+    assert answer.status_code == 401
+
+
+# --- on the real MongoDB-wire server -----------------------------------------------------------
+
+
+@pytest.mark.stack
+def test_an_upload_in_uneven_pieces_is_the_file_and_its_job(client, alice, media, stored):
+    video = media["mp4"] + b"\0" * (2 * MiB + 12345)  # three chunks and a bit
+    made = create(client, alice, len(video), filename="holiday.mp4", format="opus")
+    assert made.status_code == 201, made.get_json()
+    location = made.headers["Location"]
+    fid = location.rsplit("/", 1)[1]
+    assert location == f"/uploads/{fid}" and ObjectId.is_valid(fid)
+    assert made.headers["Upload-Expires"].endswith("GMT")
+    # Pieces that cut chunks anywhere, the first smaller than the sniff needs.
+    cuts = [0, 1000, CHUNK_SIZE_BYTES + 7, 2 * CHUNK_SIZE_BYTES - 1, len(video) - 3, len(video)]
+    for start, end in zip(cuts, cuts[1:], strict=False):
+        offset = head(client, alice, location)
+        assert offset.status_code == 200 and offset.headers["Cache-Control"] == "no-store"
+        assert int(offset.headers["Upload-Offset"]) == start
+        assert int(offset.headers["Upload-Length"]) == len(video)
+        answer = patch(client, alice, location, start, video[start:end])
+        if end < len(video):
+            assert answer.status_code == 204, answer.get_json()
+            assert int(answer.headers["Upload-Offset"]) == end
+    assert answer.status_code == 200, answer.get_json()
+    job = answer.get_json()
+    assert answer.headers["Upload-Job"] == fid == job["fid"]
+    assert job["state"] == "queued" and job["filename"] == "holiday.mp4"
+    assert job["size"] == len(video)
+    assert stored.video(fid) == video
+    assert stored.jobs.get(ObjectId(fid)).content_type == "video/mp4"
+    done = head(client, alice, location)
+    assert done.headers["Upload-Offset"] == str(len(video)) == done.headers["Upload-Length"]
+    # The last answer lost and the PATCH sent again: the same job, nothing new.
+    again = patch(client, alice, location, len(video), b"")
+    assert again.status_code == 200 and again.get_json()["fid"] == fid
+    assert stored.counts()["jobs"] == 1
+
+
+@pytest.mark.stack
+def test_a_wrong_offset_is_a_conflict_that_names_the_right_one(client, alice, media):
+    location = create(client, alice, len(media["mp4"])).headers["Location"]
+    assert patch(client, alice, location, 0, media["mp4"][:500]).status_code == 204
+    answer = patch(client, alice, location, 0, media["mp4"][:500])
+    assert answer.status_code == 409
+    assert answer.get_json()["error"] == "offset_mismatch"
+    assert answer.headers["Upload-Offset"] == "500"
+    wrong_type = patch(client, alice, location, 500, b"x", **{"Content-Type": "video/mp4"})
+    assert wrong_type.status_code == 415
+    too_much = patch(client, alice, location, 500, b"x" * len(media["mp4"]))
+    assert too_much.status_code == 413 and too_much.get_json()["error"] == "past_upload_length"
+
+
+@pytest.mark.stack
+def test_someone_elses_upload_is_not_found(client, alice, bob, media):
+    location = create(client, alice, len(media["mp4"])).headers["Location"]
+    assert head(client, bob, location).status_code == 404
+    assert patch(client, bob, location, 0, media["mp4"]).status_code == 404
+    assert client.delete(location, headers={**TUS, **bob.headers}).status_code == 404
+    assert head(client, alice, location).status_code == 200
+    assert head(client, alice, "/uploads/not-an-id").status_code == 404
+
+
+@pytest.mark.stack
+def test_not_media_is_refused_on_its_first_bytes_and_nothing_kept(client, alice, database):
+    text = b"hello, I am not a video\n" * 100_000
+    location = create(client, alice, len(text), filename="clip.mp4").headers["Location"]
+    answer = patch(client, alice, location, 0, text)
+    assert answer.status_code == 415 and answer.get_json()["error"] == "unsupported_media_type"
+    assert database["tus_uploads"].count_documents({}) == 0
+    assert database["videos.chunks"].count_documents({}) == 0
+    assert head(client, alice, location).status_code == 404
+
+
+@pytest.mark.stack
+def test_termination_leaves_nothing(client, alice, media, database):
+    video = media["mp4"] + b"\0" * (CHUNK_SIZE_BYTES + 10)
+    location = create(client, alice, len(video)).headers["Location"]
+    assert patch(client, alice, location, 0, video[:-5]).status_code == 204
+    assert database["videos.chunks"].count_documents({}) == 1
+    answer = client.delete(location, headers={**TUS, **alice.headers})
+    assert answer.status_code == 204
+    assert database["tus_uploads"].count_documents({}) == 0
+    assert database["videos.chunks"].count_documents({}) == 0
+    assert head(client, alice, location).status_code == 404
+
+
+@pytest.mark.stack
+def test_a_busy_upload_answers_423_and_a_stale_lease_is_taken_over(client, alice, media, database):
+    location = create(client, alice, len(media["mp4"])).headers["Location"]
+    fid = ObjectId(location.rsplit("/", 1)[1])
+    uploads = database["tus_uploads"]
+    held = {"by": "other", "until": dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)}
+    uploads.update_one({"_id": fid}, {"$set": {"patch": held}})
+    busy = patch(client, alice, location, 0, media["mp4"])
+    assert busy.status_code == 423 and busy.get_json()["error"] == "upload_busy"
+    stale = {"by": "other", "until": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)}
+    uploads.update_one({"_id": fid}, {"$set": {"patch": stale}})
+    assert patch(client, alice, location, 0, media["mp4"]).status_code == 200
+
+
+@pytest.mark.stack
+def test_expired_uploads_are_swept_with_their_chunks(client, alice, media, database):
+    video = media["mp4"] + b"\0" * CHUNK_SIZE_BYTES
+    old = create(client, alice, len(video)).headers["Location"]
+    assert patch(client, alice, old, 0, video[:-1]).status_code == 204
+    fresh = create(client, alice, len(video)).headers["Location"]
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    database["tus_uploads"].update_one(
+        {"_id": ObjectId(old.rsplit("/", 1)[1])}, {"$set": {"expires_at": past}}
+    )
+    assert tus.remove_expired_uploads(database) == 1
+    assert database["videos.chunks"].count_documents({}) == 0
+    assert head(client, alice, old).status_code == 404
+    assert head(client, alice, fresh).status_code == 200

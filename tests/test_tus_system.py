@@ -1,0 +1,210 @@
+"""Resumable uploads (tus 1.0) on the running stack, with a client that is not ours: tuspy.
+
+The issue's 'done when': a 200 MB upload cut at about half way, mid-request, and resumed
+from the offset the server reports gives the same bytes in GridFS (sha256) and a correct
+MP3. Every PATCH is 8 MiB: below a proxy's per-request limit (gateway/manifests/ingress.yaml).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from bson import ObjectId
+from conftest import GATEWAY_URL
+from gridfs import GridFSBucket
+from pymongo import MongoClient
+from reference_flow import FFMPEG
+from tusclient.client import TusClient
+
+from mp3testing import wait_until
+from mp3testing.media import ffmpeg, make_clip
+
+pytestmark = pytest.mark.stack  # drives the stack make run started
+
+MONGODB_URI = "mongodb://127.0.0.1:27017"
+CHUNK = 8 * 1024 * 1024
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+@pytest.fixture
+def session(new_user):
+    address, password = new_user("tus")
+    session = requests.Session()
+    token = session.post(f"{GATEWAY_URL}/login", auth=(address, password), timeout=10).text
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while block := source.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def raw_video(path: Path, megabytes: int) -> Path:
+    """A large file made in a second or two: uncompressed video with a tone, in Matroska."""
+    frame = 640 * 480 * 3 // 2  # yuv420p
+    frames = megabytes * 1_000_000 // frame + 1
+    ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc2=size=640x480:rate=25,trim=end_frame={frames}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:duration={frames / 25}",
+        "-c:v", "rawvideo", "-pix_fmt", "yuv420p", "-c:a", "pcm_s16le", "-shortest",
+        str(path),
+    )  # fmt: skip
+    return path
+
+
+def server_offset(session: requests.Session, url: str) -> int:
+    answer = session.head(url, headers=TUS, timeout=10)
+    assert answer.status_code == 200, answer.status_code
+    return int(answer.headers["Upload-Offset"])
+
+
+def cut_patch(session: requests.Session, url: str, offset: int, body: bytes, send: int) -> None:
+    """A PATCH that announces `body` but whose connection drops after `send` bytes of it."""
+    parts = urlsplit(url)
+    head = (
+        f"PATCH {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Authorization: {session.headers['Authorization']}\r\nTus-Resumable: 1.0.0\r\n"
+        f"Upload-Offset: {offset}\r\nContent-Type: application/offset+octet-stream\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(head + body[:send])
+        sock.shutdown(socket.SHUT_WR)  # gone: the rest never comes
+        sock.settimeout(30)
+        while sock.recv(65536):
+            pass
+
+
+def test_a_200_mb_upload_cut_half_way_resumes_to_the_same_bytes_and_a_correct_mp3(
+    session, tmp_path
+):
+    video = raw_video(tmp_path / "big.mkv", 200)
+    size = video.stat().st_size
+    assert size >= 200_000_000
+    client = TusClient(f"{GATEWAY_URL}/uploads", headers=dict(session.headers))
+    uploader = client.uploader(
+        file_path=str(video), chunk_size=CHUNK, metadata={"filename": "big.mkv"}
+    )
+    first_half = (size // 2) // CHUNK * CHUNK  # about half, in whole PATCHes
+    uploader.upload(stop_at=first_half)
+    url = uploader.url
+    assert server_offset(session, url) == first_half
+
+    # The next PATCH is cut mid-body, mid-chunk: the server keeps what arrived.
+    with video.open("rb") as source:
+        source.seek(first_half)
+        body = source.read(CHUNK)
+    arrived = 5 * 1024 * 1024 + 12345
+    cut_patch(session, url, first_half, body, arrived)
+    assert wait_until(lambda: server_offset(session, url) == first_half + arrived, 30), (
+        server_offset(session, url)
+    )
+
+    # A new client (as after a restart) asks the server where to go on, and finishes.
+    resumed = TusClient(f"{GATEWAY_URL}/uploads", headers=dict(session.headers)).uploader(
+        file_path=str(video), chunk_size=CHUNK, url=url
+    )
+    assert resumed.offset == first_half + arrived
+    resumed.upload()
+    job = resumed.request.response_content
+    fid = url.rsplit("/", 1)[1]
+    assert resumed.request.response_headers["upload-job"] == fid
+    assert f'"fid":"{fid}"' in job.decode().replace(" ", "")
+
+    database = MongoClient(MONGODB_URI)["mp3converter"]
+    stored = GridFSBucket(database, "videos").open_download_stream(ObjectId(fid))
+    digest = hashlib.sha256()
+    while block := stored.read(1 << 20):
+        digest.update(block)
+    assert stored.length == size
+    assert digest.hexdigest() == sha256(video)
+    assert database["tus_uploads"].find_one({"_id": ObjectId(fid)})["state"] == "done"
+
+    done = wait_until(
+        lambda: (
+            (job := session.get(f"{GATEWAY_URL}/status", params={"fid": fid}).json())["state"]
+            in ("done", "failed")
+            and job
+        ),
+        240,
+        interval=0.5,
+    )
+    assert done and done["state"] == "done", done
+    mp3 = tmp_path / "big.mp3"
+    mp3.write_bytes(session.get(f"{GATEWAY_URL}/download", params={"fid": fid}).content)
+    probe = subprocess.run(
+        [FFMPEG, "-hide_banner", "-i", str(mp3), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode == 0 and "Audio: mp3" in probe.stderr, probe.stderr
+    frames = 200_000_000 // (640 * 480 * 3 // 2) + 1
+    assert done["duration_seconds"] == pytest.approx(frames / 25, abs=0.2)
+
+
+def test_options_travel_in_the_metadata_and_a_bad_one_is_refused_before_any_byte(session, tmp_path):
+    clip = make_clip(tmp_path / "talk.mp4", 4, args=["-c:v", "mpeg4", "-c:a", "aac"])
+    client = TusClient(f"{GATEWAY_URL}/uploads", headers=dict(session.headers))
+    uploader = client.uploader(
+        file_path=str(clip),
+        chunk_size=CHUNK,
+        metadata={"filename": "talk.mp4", "format": "opus", "quality": "96k", "end": "2"},
+    )
+    uploader.upload()
+    fid = uploader.url.rsplit("/", 1)[1]
+    job = session.get(f"{GATEWAY_URL}/status", params={"fid": fid}, timeout=10).json()
+    assert job["options"]["format"] == "opus" and job["options"]["end"] == 2.0
+
+    refused = session.post(
+        f"{GATEWAY_URL}/uploads",
+        headers={**TUS, "Upload-Length": "1000", "Upload-Metadata": "format b2dn"},  # ogg
+        timeout=10,
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_option" and refused.json()["option"] == "format"
+
+
+def test_another_users_upload_is_not_found_and_termination_leaves_nothing(
+    session, new_user, tmp_path
+):
+    clip = make_clip(tmp_path / "clip.mp4", 2, args=["-c:v", "mpeg4", "-c:a", "aac"])
+    made = session.post(
+        f"{GATEWAY_URL}/uploads",
+        headers={**TUS, "Upload-Length": str(clip.stat().st_size + CHUNK)},
+        timeout=10,
+    )
+    assert made.status_code == 201
+    url = GATEWAY_URL + made.headers["Location"]
+    body = clip.read_bytes()
+    sent = session.patch(
+        url,
+        headers={**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+        data=body,
+        timeout=30,
+    )
+    assert sent.status_code == 204 and sent.headers["Upload-Offset"] == str(len(body))
+
+    address, password = new_user("intruder")
+    other = requests.Session()
+    token = other.post(f"{GATEWAY_URL}/login", auth=(address, password), timeout=10).text
+    other.headers["Authorization"] = f"Bearer {token}"
+    assert other.head(url, headers=TUS, timeout=10).status_code == 404
+    assert other.delete(url, headers=TUS, timeout=10).status_code == 404
+
+    assert session.delete(url, headers=TUS, timeout=10).status_code == 204
+    fid = ObjectId(url.rsplit("/", 1)[1])
+    database = MongoClient(MONGODB_URI)["mp3converter"]
+    assert database["tus_uploads"].count_documents({"_id": fid}) == 0
+    assert database["videos.chunks"].count_documents({"files_id": fid}) == 0
+    assert session.head(url, headers=TUS, timeout=10).status_code == 404
