@@ -23,7 +23,7 @@ from reference_flow import FFMPEG
 from tusclient.client import TusClient
 
 from mp3testing import wait_until
-from mp3testing.media import ffmpeg, make_clip
+from mp3testing.media import make_clip, raw_video, raw_video_seconds
 
 pytestmark = pytest.mark.stack  # drives the stack make run started
 
@@ -47,19 +47,6 @@ def sha256(path: Path) -> str:
         while block := source.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
-
-
-def raw_video(path: Path, megabytes: int) -> Path:
-    """A large file made in a second or two: uncompressed video with a tone, in Matroska."""
-    frame = 640 * 480 * 3 // 2  # yuv420p
-    frames = megabytes * 1_000_000 // frame + 1
-    ffmpeg(
-        "-f", "lavfi", "-i", f"testsrc2=size=640x480:rate=25,trim=end_frame={frames}",
-        "-f", "lavfi", "-i", f"sine=frequency=440:duration={frames / 25}",
-        "-c:v", "rawvideo", "-pix_fmt", "yuv420p", "-c:a", "pcm_s16le", "-shortest",
-        str(path),
-    )  # fmt: skip
-    return path
 
 
 def server_offset(session: requests.Session, url: str) -> int:
@@ -149,8 +136,7 @@ def test_a_200_mb_upload_cut_half_way_resumes_to_the_same_bytes_and_a_correct_mp
         timeout=120,
     )
     assert probe.returncode == 0 and "Audio: mp3" in probe.stderr, probe.stderr
-    frames = 200_000_000 // (640 * 480 * 3 // 2) + 1
-    assert done["duration_seconds"] == pytest.approx(frames / 25, abs=0.2)
+    assert done["duration_seconds"] == pytest.approx(raw_video_seconds(200), abs=0.2)
 
 
 def test_options_travel_in_the_metadata_and_a_bad_one_is_refused_before_any_byte(session, tmp_path):

@@ -50,3 +50,28 @@ def make_clip(
     assert inputs, "a clip needs video or audio"
     ffmpeg(*inputs, *args, str(path))
     return path
+
+
+RAW_SIZE, RAW_RATE = "640x480", 25
+RAW_FRAME_BYTES = 640 * 480 * 3 // 2  # yuv420p
+
+
+def raw_video(path: Path, megabytes: float) -> Path:
+    """A large file made in a second or two: uncompressed video (about `megabytes` MB) with
+    a tone, in Matroska. Its length in seconds is `raw_video_seconds(megabytes)`."""
+    frames = raw_video_frames(megabytes)
+    ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc2=size={RAW_SIZE}:rate={RAW_RATE},trim=end_frame={frames}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:duration={frames / RAW_RATE}",
+        "-c:v", "rawvideo", "-pix_fmt", "yuv420p", "-c:a", "pcm_s16le", "-shortest",
+        str(path),
+    )  # fmt: skip
+    return path
+
+
+def raw_video_frames(megabytes: float) -> int:
+    return int(megabytes * 1_000_000) // RAW_FRAME_BYTES + 1
+
+
+def raw_video_seconds(megabytes: float) -> float:
+    return raw_video_frames(megabytes) / RAW_RATE
