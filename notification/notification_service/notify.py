@@ -25,7 +25,13 @@ the claim is released, the reason recorded on the job (`notify_error`, `notify_f
 behind it.
 
 Once the owner of a failed job was told (or the mail failed for good: /status tells it),
-its video is deleted from GridFS: nothing will read it again.
+its video is deleted from GridFS, unless the job has an `expires_at`: then the video is
+kept until then so that its owner can retry the job (the mail says so), and the expiry
+sweep removes it. A job from before retries has none, and nothing will read its video again.
+
+A message can outlive what it announced: its owner may have retried the failed job since
+(it is queued or converting again, and its end will have a message of its own) or then
+cancelled it (a cancelled job gets no mail). Such a message is acked without a mail.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from mp3common.amqp import Delivery, HandBack, PermanentError
-from mp3common.jobs import FAILED, VIDEO_BUCKET, Job, Jobs
+from mp3common.jobs import CANCELLED, FAILED, VIDEO_BUCKET, Job, Jobs
 from mp3common.messages import Mp3Message
 from mp3common.transient import transient
 
@@ -188,6 +194,16 @@ class Notifier:
             if job.notified_at is not None:
                 log.info("job %s was already notified; not sending again", job_id)
                 return None
+            if job.state == CANCELLED:
+                log.info("job %s was cancelled by its owner; no mail", job_id)
+                return None
+            if job.retries and not job.finished:
+                log.info(
+                    "job %s was retried since (now %s); its end will have a message of its own",
+                    job_id,
+                    job.state,
+                )
+                return None
             if not job.finished:
                 raise PermanentError(f"job {job_id} is {job.state.value!r}, not finished; no mail")
             if not waited:
@@ -197,8 +213,10 @@ class Notifier:
                 raise Stopping("stopping; the message goes back to the queue")
 
     def _forget_video(self, job: Job) -> None:
-        """A failed job's video, its owner told: nothing reads it again. Best effort."""
-        if job.state != FAILED:
+        """A failed job's video, its owner told: nothing reads it again. Best effort.
+
+        Not while it can be retried (`expires_at`): the expiry sweep removes it then."""
+        if job.state != FAILED or job.expires_at is not None:
             return
         try:
             gridfs.GridFSBucket(self._jobs.collection.database, VIDEO_BUCKET).delete(job.id)

@@ -8,6 +8,7 @@ database that nothing is behind, and nothing is deleted after them.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import email
 import email.policy
 import os
@@ -26,6 +27,7 @@ from bson import ObjectId
 from mp3common.amqp import Publisher
 from mp3common.jobs import Job, Jobs
 from mp3common.mongo import client
+from mp3common.options import DEFAULT_OPTIONS, ConversionOptions
 from mp3testing import RABBITMQ_URL, delete_queues
 from notification_service import settings as settings_module
 
@@ -193,17 +195,37 @@ def finished_job(
     owner: str = "alice@example.com",
     filename: str = "holiday clip.mp4",
     failed_because: str | None = None,
+    options: ConversionOptions = DEFAULT_OPTIONS,
+    notes: tuple[str, ...] = (),
+    copied: bool = False,
+    expires_at: dt.datetime | None = None,
 ) -> Job:
-    """A job as the converter leaves it: done (with an MP3 id) or failed (with a reason)."""
+    """A job as the converter leaves it: done (with an MP3 id) or failed (with a reason).
+
+    By default as before issue 13 (MP3, no notes, no expiry: kept until deleted)."""
     job_id = ObjectId()
     jobs.create(
-        job_id, owner=owner, filename=filename, size=1000, content_type="video/mp4", request_id="r"
+        job_id,
+        owner=owner,
+        filename=filename,
+        size=1000,
+        content_type="video/mp4",
+        request_id="r",
+        options=options,
+        notes=notes,
     )
     jobs.start(job_id)
     if failed_because:
-        jobs.fail(job_id, failed_because)
+        jobs.fail(job_id, failed_because, expires_at=expires_at)
     else:
-        jobs.finish(job_id, mp3_fid=ObjectId(), mp3_size=500, duration_seconds=30.0)
+        jobs.finish(
+            job_id,
+            mp3_fid=ObjectId(),
+            mp3_size=500,
+            duration_seconds=30.0,
+            copied=copied,
+            expires_at=expires_at,
+        )
     return jobs.get(job_id)
 
 

@@ -2,10 +2,12 @@
 database, a real SMTP server; messages are what the converter publishes (`Mp3Message`).
 """
 
+import datetime as dt
 import json
 import threading
 import time
 
+import gridfs
 import pytest
 from bson import ObjectId
 from conftest import (
@@ -19,9 +21,10 @@ from conftest import (
 )
 
 from mp3common.amqp import DELIVERY_LIMIT, Consumer
-from mp3common.jobs import Jobs
+from mp3common.jobs import VIDEO_BUCKET, Jobs, now
 from mp3common.messages import Mp3Message
 from mp3common.mongo import client
+from mp3common.options import parse_options
 from mp3testing import (
     RunningConsumer,
     close_connections,
@@ -30,6 +33,7 @@ from mp3testing import (
     wait_until,
 )
 from notification_service import create_consumer
+from notification_service.compose import moment_in_words
 from notification_service.notify import Notifier
 from notification_service.smtp import Sender
 
@@ -64,6 +68,95 @@ def test_a_failed_job_gets_a_could_not_convert_mail(environ, jobs, smtp, mailbox
     message = mailbox.messages[0][2]
     assert message["Subject"].startswith("We could not convert")
     assert "Reason:  the video has no audio track" in message.get_content()
+
+
+def _words(text: str) -> str:
+    """`text` with its lines joined: what a sentence says, however it was wrapped."""
+    return " ".join(text.split())
+
+
+def test_a_converted_jobs_mail_says_its_format_options_notes_and_expiry(
+    environ, jobs, smtp, mailbox
+):
+    options, notes = parse_options(
+        {"format": "opus", "start": "10", "end": "1:00", "quality": "96k", "normalize": "-16"}
+    )
+    job = finished_job(
+        jobs,
+        filename="talk.mp4",
+        options=options,
+        notes=(*notes, "track: the file has one audio track"),
+        expires_at=now() + dt.timedelta(days=7),
+    )
+    publish(environ["MP3_QUEUE"], Mp3Message.for_job(job).body())
+    with RunningConsumer(_consumer(environ, smtp)):
+        assert wait_until(lambda: jobs.get(job.id).notified_at)
+    [(_from, _to, message)] = mailbox.messages
+    assert message["Subject"] == "Your audio is ready, converted to Opus: talk.mp4"
+    body = message.get_content()
+    assert "Options: Opus 96k, 0:10-1:00, normalized to -16 LUFS\n" in body
+    assert "Note:    track: the file has one audio track\n" in body
+    assert f'"http://mp3converter.com/download?fid={job.id}" \\\n      -o talk.opus\n' in body
+    expires = moment_in_words(job.expires_at)
+    assert f"It will be deleted on {expires} (in 7 days); download it before then." in _words(body)
+
+
+def test_a_copied_streams_mail_says_it_was_not_re_encoded(environ, jobs, smtp, mailbox):
+    job = finished_job(jobs, copied=True, expires_at=now() + dt.timedelta(hours=5))
+    publish(environ["MP3_QUEUE"], Mp3Message.for_job(job).body())
+    with RunningConsumer(_consumer(environ, smtp)):
+        assert wait_until(lambda: mailbox.messages)
+    body = mailbox.messages[0][2].get_content()
+    assert "Options: MP3 (copied without re-encoding)\n" in body
+    assert "-o holiday_clip.mp3\n" in body
+    assert "(in 5 hours); download it" in _words(body)
+
+
+def test_a_failed_job_that_can_be_retried_keeps_its_video_and_the_mail_says_until_when(
+    environ, jobs, smtp, mailbox
+):
+    videos = gridfs.GridFSBucket(jobs.collection.database, VIDEO_BUCKET)
+    job = finished_job(
+        jobs, failed_because="the converter timed out", expires_at=now() + dt.timedelta(days=2)
+    )
+    videos.upload_from_stream_with_id(job.id, "clip.mp4", b"video bytes")
+    publish(environ["MP3_QUEUE"], Mp3Message.for_job(job).body())
+    with RunningConsumer(_consumer(environ, smtp)):
+        assert wait_until(lambda: jobs.get(job.id).notified_at)
+    [(_from, _to, message)] = mailbox.messages
+    body = message.get_content()
+    kept = moment_in_words(job.expires_at)
+    assert f"Your video is kept until {kept} (in 2 days), then deleted." in _words(body)
+    assert (
+        '    curl -X POST -H "Authorization: Bearer <JWT_TOKEN>" \\\n'
+        f'      "http://mp3converter.com/jobs/{job.id}/retry"\n'
+    ) in body
+    assert videos.find({"_id": job.id}).to_list()  # kept for the retry, until it expires
+
+
+@pytest.mark.parametrize("since", ["retried", "retried and cancelled"])
+def test_the_message_of_a_job_its_owner_retried_since_is_acked_without_a_mail(
+    environ, jobs, smtp, mailbox, caplog, since
+):
+    """A cancelled job is finished yet never mailed: the notifier once waited for a mail
+    it took for another notifier's, for ever, holding up every mail behind it."""
+    job = finished_job(
+        jobs, failed_because="the converter timed out", expires_at=now() + dt.timedelta(days=1)
+    )
+    message = Mp3Message.for_job(job).body()
+    assert jobs.retry(job.id, job.owner) is not None
+    if since == "retried and cancelled":
+        jobs.cancel(job.id, job.owner, expires_at=now() + dt.timedelta(days=1))
+        expected = f"job {job.id} was cancelled by its owner; no mail"
+    else:
+        expected = f"job {job.id} was retried since (now queued)"
+    publish(environ["MP3_QUEUE"], message)
+    with RunningConsumer(_consumer(environ, smtp)):
+        assert wait_until(lambda: expected in caplog.text)
+    assert nothing_returns(environ["MP3_QUEUE"])  # acked
+    assert nothing_returns(environ["MP3_QUEUE"] + ".dlq", timeout=0)
+    assert mailbox.messages == []
+    assert jobs.get(job.id).notified_at is None
 
 
 def test_a_4xx_answer_is_retried_then_the_mail_goes(environ, jobs, certificate):
