@@ -12,6 +12,7 @@ from mp3common.logs import configure_logging
 
 from . import login_limits, tus, views, webpage
 from . import settings as settings_module
+from .expiry import ExpirySweep
 from .outbox import OutboxRelay
 from .services import Services
 
@@ -33,6 +34,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             older_than_seconds=settings.outbox_relay_age_seconds,
             orphans_older_than_seconds=settings.orphan_upload_age_seconds,
         ).start()
+    if interval := settings.expiry_sweep_interval_seconds:
+        ExpirySweep(services.storage, interval_seconds=interval).start()
     register_error_handlers(app)
     login_limits.install(app, settings)
     instrument(app, "gateway", settings.metrics_port)

@@ -16,6 +16,7 @@ from werkzeug.datastructures import MultiDict
 
 from mp3common.http import ApiError
 from mp3common.jobs import State
+from mp3common.options import describe
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -102,6 +103,18 @@ class Error(BaseModel):
     message: str = Field(description="What happened and what to do.")
 
 
+class JobOptions(BaseModel):
+    """The options the job converts with, each filled in (mp3common.options)."""
+
+    format: str = Field(description="The output format (GET /formats).")
+    quality: str | None = Field(description="The format's quality; null for lossless ones.")
+    start: float | None = Field(description="Trim: where it starts, in seconds.")
+    end: float | None = Field(description="Trim: where it ends, in seconds.")
+    normalize: float | None = Field(description="The loudness target in LUFS.")
+    track: int | str | None = Field(description="The audio track: its number or language.")
+    channels: Literal["mono", "stereo"] | None
+
+
 class Job(BaseModel):
     """What the owner sees of one job (more fields may come; clients ignore the unknown)."""
 
@@ -113,18 +126,40 @@ class Job(BaseModel):
     state: State
     created_at: str | None = Field(json_schema_extra={"format": "date-time"})
     updated_at: str | None = Field(json_schema_extra={"format": "date-time"})
-    mp3_fid: str | None = Field(None, description="When done: the MP3's own id.")
-    mp3_size: int | None = Field(None, description="When done: the MP3's size in bytes.")
-    duration_seconds: float | None = Field(None, description="When done: the MP3's length.")
+    options: JobOptions
+    notes: list[str] = Field(description="What the owner should know of the options.")
+    progress: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="Per cent converted (queued 0, done 100); null "
+        "while converting until ffmpeg reports.",
+    )
+    eta_seconds: float | None = Field(None, description="While converting: seconds to go.")
+    mp3_fid: str | None = Field(None, description="When done: the output's own id.")
+    mp3_size: int | None = Field(None, description="When done: the output's size in bytes.")
+    duration_seconds: float | None = Field(None, description="When done: the output's length.")
+    copied: bool | None = Field(None, description="When done: the audio was copied as it was.")
+    tags: dict[str, str] | None = Field(None, description="When done: the tags written.")
+    cover: bool | None = Field(None, description="When done: it has a cover picture.")
     warning: str | None = Field(None, description="When done: e.g. the file looks cut off.")
-    reason: str | None = Field(None, description="When failed: why, for the owner.")
+    reason: str | None = Field(None, description="When failed or cancelled: why.")
+    expires_at: str | None = Field(
+        None,
+        json_schema_extra={"format": "date-time"},
+        description="When finished: when its output (done) or its video (failed, cancelled) "
+        "is removed.",
+    )
+    expired: bool | None = Field(None, description="When finished: it has been removed.")
     status_url: str | None = Field(None, description="Where to ask for this job.")
-    download_url: str | None = Field(None, description="When done: where to get the MP3.")
+    job_url: str | None = Field(None, description="The job as a resource (/jobs/<fid>).")
+    download_url: str | None = Field(None, description="When done: where to get the output.")
 
 
 class UploadAccepted(Job):
     state: Literal["queued"] = "queued"
     status_url: str
+    job_url: str
     download_url: str
 
 
@@ -150,8 +185,78 @@ class NotReady(Error):
     checks: dict[str, Literal["ok", "unavailable"]]
 
 
+class Quality(BaseModel):
+    name: str
+    description: str
+
+
+class OutputFormat(BaseModel):
+    name: str
+    label: str
+    extension: str
+    mime_type: str
+    lossless: bool
+    default_quality: str | None
+    qualities: list[Quality]
+    copied_from: list[str] = Field(description="Source codecs copied without re-encoding.")
+
+
+class Catalog(BaseModel):
+    """GET /formats: what a client may choose on upload (mp3common.options.describe)."""
+
+    default_format: str
+    formats: list[OutputFormat]
+    options: dict[str, dict[str, Any]] = Field(
+        description="Each option: its description, default, and values or range."
+    )
+
+
+class QuotaError(Error):
+    """A quota reached: which, its numbers, and when it frees."""
+
+    error: Literal["quota_exceeded"]
+    quota: Literal["stored_bytes", "jobs_per_hour", "media_seconds"]
+    limit: float
+    used: int | None = Field(None, description="What the caller has used of it.")
+    frees_at: str | None = Field(
+        json_schema_extra={"format": "date-time"},
+        description="When enough of it frees; null when waiting does not help.",
+    )
+
+
 def schema_models() -> list[type[BaseModel]]:
-    return [Error, Job, UploadAccepted, JobList, Health, Ready, NotReady]
+    return [Error, Job, UploadAccepted, JobList, Catalog, QuotaError, Health, Ready, NotReady]
+
+
+def upload_form_schema() -> dict[str, Any]:
+    """The multipart form of POST /upload: the file and the options, whose values are the
+    catalog's (an empty field is one not given)."""
+    catalog = describe()
+    options = catalog["options"]
+    qualities = list(dict.fromkeys(q["name"] for f in catalog["formats"] for q in f["qualities"]))
+    choices = {
+        "format": options["format"]["values"],
+        "quality": qualities,
+        "channels": options["channels"]["values"],
+    }
+    properties: dict[str, Any] = {
+        "file": {
+            "type": "string",
+            "contentMediaType": "application/octet-stream",
+            "description": "The video or audio file, judged by its content, not its name.",
+        }
+    }
+    for name, option in options.items():
+        field: dict[str, Any] = {"type": "string", "description": option["description"]}
+        if name in choices:
+            field["enum"] = [*choices[name], ""]
+        properties[name] = field
+    return {
+        "type": "object",
+        "required": ["file"],
+        "properties": properties,
+        "additionalProperties": False,
+    }
 
 
 def query_parameters(model: type[Query]) -> list[dict[str, Any]]:

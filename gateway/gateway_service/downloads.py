@@ -1,4 +1,5 @@
-"""An MP3 streamed out of GridFS, with the headers a browser or curl needs (and Range)."""
+"""An output (MP3, Opus, …) streamed out of GridFS, with the headers a browser or curl
+needs (and Range); its name and media type are its format's (mp3common.options)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from werkzeug.wsgi import FileWrapper
 
 from mp3common.http import ApiError
 from mp3common.jobs import CHUNK_SIZE_BYTES
+from mp3common.options import Format
 
 
-def mp3_name(original: str | None) -> str:
-    """The upload's name with .mp3 for its extension: clip.mov → clip.mp3."""
+def output_name(original: str | None, output: Format) -> str:
+    """The upload's name with the format's extension: clip.mov → clip.mp3, clip.opus."""
     stem = PurePosixPath(original or "").stem.strip() or "audio"
-    return f"{stem}.mp3"
+    return output.output_name(stem)
 
 
 def _disposition(name: str) -> dict[str, str]:
@@ -32,23 +34,29 @@ def _disposition(name: str) -> dict[str, str]:
         name.encode("ascii")
         return {"filename": name}
     except UnicodeEncodeError:
-        stem = _UNSAFE_IN_ASCII_NAME.sub(" ", anyascii(name.removesuffix(".mp3")))
+        stem, _, extension = name.rpartition(".")
+        stem = _UNSAFE_IN_ASCII_NAME.sub(" ", anyascii(stem))
         stem = " ".join(stem.split()).strip(" .") or "audio"  # never a hidden ".mp3"
-        return {"filename": f"{stem}.mp3", "filename*": f"UTF-8''{quote(name, safe='')}"}
+        return {
+            "filename": f"{stem}.{extension}",
+            "filename*": f"UTF-8''{quote(name, safe='')}",
+        }
 
 
 #: What the ASCII fallback name keeps: letters, digits, spaces and . _ - ( ) only.
 _UNSAFE_IN_ASCII_NAME = re.compile(r"[^A-Za-z0-9 ._()-]+")
 
 
-def mp3_response(request: Request, grid_out: GridOut, download_name: str) -> Response:
+def output_response(
+    request: Request, grid_out: GridOut, download_name: str, mime_type: str
+) -> Response:
     """Stream `grid_out`; Werkzeug answers Range (206/416) and conditional requests.
 
     Werkzeug's own FileWrapper is used, not the server's (gunicorn's cannot seek), so a
     range far into the file is a seek to the right GridFS chunk, not a read from the start.
     """
     response = Response(
-        FileWrapper(grid_out, CHUNK_SIZE_BYTES), mimetype="audio/mpeg", direct_passthrough=True
+        FileWrapper(grid_out, CHUNK_SIZE_BYTES), mimetype=mime_type, direct_passthrough=True
     )
     response.content_length = grid_out.length
     response.headers.set("Content-Disposition", "attachment", **_disposition(download_name))
@@ -60,8 +68,8 @@ def mp3_response(request: Request, grid_out: GridOut, download_name: str) -> Res
         raise ApiError(
             412,
             "precondition_failed",
-            "The MP3 is not the one If-Match or If-Unmodified-Since names; download it again "
-            "without them.",
+            "The file is not the one If-Match or If-Unmodified-Since names; download it "
+            "again without them.",
             headers={"ETag": response.headers["ETag"]},
         )
     # Werkzeug judged If-Match itself, wrongly (`*` was a 412, and a 412 carried the whole
@@ -69,7 +77,7 @@ def mp3_response(request: Request, grid_out: GridOut, download_name: str) -> Res
     ignored = {"HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE"}
     if not _one_byte_range(request.headers.get("Range")):
         # RFC 9110: a Range that cannot be read, of another unit, or of several ranges
-        # (which this server does not serve) is ignored, and the whole MP3 sent;
+        # (which this server does not serve) is ignored, and the whole file sent;
         # Werkzeug answered 416 to it, as to a range outside the file.
         ignored |= {"HTTP_RANGE", "HTTP_IF_RANGE"}
     environ = {name: value for name, value in request.environ.items() if name not in ignored}
@@ -88,7 +96,7 @@ def mp3_response(request: Request, grid_out: GridOut, download_name: str) -> Res
 
 
 def _precondition_failed(request: Request, etag: str, modified: dt.datetime | None) -> bool:
-    """RFC 9110's If-Match (the MP3's ETag, or `*`), else If-Unmodified-Since, fails."""
+    """RFC 9110's If-Match (the file's ETag, or `*`), else If-Unmodified-Since, fails."""
     if_match = request.headers.get("If-Match")
     if if_match is not None:
         return etag not in parse_etags(if_match)

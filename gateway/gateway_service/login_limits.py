@@ -20,7 +20,6 @@ left of what the ingress writes, and is never read.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import logging
 import math
@@ -29,7 +28,7 @@ import time
 from flask import Flask, request
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
-from limits.storage import MemoryStorage, MongoDBStorage
+from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from pymongo.errors import PyMongoError
 from werkzeug.datastructures import Authorization
@@ -37,6 +36,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mp3common.http import ApiError
 
+from .rate_counters import shared_limiter
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,30 +54,6 @@ REFUSAL_DELAY_SECONDS = 1.0
 MAX_REMEMBERED_REFUSALS = 100_000
 
 
-class _SharedStorage(MongoDBStorage):
-    """limits' MongoDB storage, closed when the process exits rather than when collected.
-
-    limits' own `__del__` reaches for its client to close it, creating one if none was
-    made yet; at interpreter exit (under gevent, too) that fails with a traceback on
-    stderr, which is no log line. Here an existing client is closed at exit, once.
-    """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        atexit.register(self.close)
-
-    def close(self) -> None:
-        client, self._storage = self._storage, None
-        if client is not None:
-            try:
-                client.close()
-            except Exception:  # noqa: BLE001 - exiting anyway; say so in a log line
-                log.debug("closing the login limits' MongoDB client failed", exc_info=True)
-
-    def __del__(self) -> None:
-        pass  # see the class docstring
-
-
 class LoginLimits:
     def __init__(self, settings: Settings, refusal_delay_seconds: float = 0.0) -> None:
         self.refusal_delay_seconds = refusal_delay_seconds
@@ -86,19 +62,7 @@ class LoginLimits:
         self._local = MovingWindowRateLimiter(MemoryStorage())
         self._shared = self._local
         if settings.login_limit_storage == "mongodb":
-            self._shared = MovingWindowRateLimiter(
-                _SharedStorage(
-                    settings.mongodb_uri,
-                    database_name=settings.mongodb_db,
-                    counter_collection_name="login_limit_counters",
-                    window_collection_name="login_limit_windows",
-                    wrap_exceptions=True,
-                    appname="gateway-login-limits",
-                    serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
-                    connectTimeoutMS=settings.mongodb_timeout_ms,
-                    socketTimeoutMS=settings.mongodb_timeout_ms,
-                )
-            )
+            self._shared = shared_limiter(settings, "login_limit")
         self._shared_failed_at = -math.inf
         #: (limit, key) → when its spent window lets a login in again.
         self._refused: dict[tuple[RateLimitItem, tuple[str, ...]], float] = {}

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from mp3common.options import FORMATS
+
 from . import api
 
 _REF = "#/components/schemas/{model}"
@@ -40,6 +42,7 @@ _MISSING_FID = ("No fid, or an empty one.", ["missing_fid"])
 _JSON_OF = {
     "Job": "The job.",
     "UploadAccepted": "Stored and queued; `Location` is its status URL.",
+    "Catalog": "The formats, their qualities and the options, with their defaults.",
     "JobList": "The caller's jobs, newest first.",
     "Health": "The process runs.",
     "Ready": "Auth, MongoDB and RabbitMQ answer.",
@@ -96,6 +99,84 @@ _REQUEST_ID = {
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "string"}}}
 
 
+_LOCATION = {
+    "Location": {
+        "description": "The job's status URL.",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+_ACCEPTED = _json("UploadAccepted", headers=_LOCATION)
+_QUOTA_PER_HOUR = {
+    "description": "QUOTA_JOBS_PER_HOUR uploads in the last hour (`quota_exceeded`, quota "
+    "`jobs_per_hour`, with `retry_after_seconds`); nothing was kept.",
+    "content": {"application/json": {"schema": {"$ref": _REF.format(model="QuotaError")}}},
+    "headers": _RETRY_AFTER,
+}
+_FID_PATH = {
+    "name": "fid",
+    "in": "path",
+    "required": True,
+    "description": "The job's fid (or its mp3_fid). Anything that is not one of the "
+    "caller's own is 404, and then nothing is changed.",
+    "schema": {"type": "string"},
+}
+
+
+def _job_operation(summary: str, operation_id: str, answers: dict[int, Any]) -> dict[str, Any]:
+    """An operation on one of the caller's jobs, /jobs/{fid}…"""
+    return {
+        "summary": summary,
+        "operationId": operation_id,
+        "security": _BEARER,
+        "parameters": [_FID_PATH, _REQUEST_ID],
+        "responses": _responses(
+            {**answers, 401: _TOKEN_REFUSED, 404: _NOT_FOUND, 503: _STORE_OR_AUTH_DOWN}
+        ),
+    }
+
+
+def _job_operations() -> dict[str, Any]:
+    return {
+        "/jobs/{fid}": {
+            "get": _job_operation(
+                "One of the caller's jobs (as /status).", "job", {200: _json("Job")}
+            ),
+            "delete": _job_operation(
+                "Delete the job: its video, its output and its record, in any state (a "
+                "converting one is stopped).",
+                "deleteJob",
+                {204: {"description": "Deleted."}},
+            ),
+        },
+        "/jobs/{fid}/cancel": {
+            "post": _job_operation(
+                "Cancel a queued or converting job; its video is kept for a retry until "
+                "FAILED_VIDEO_RETENTION_SECONDS. No mail is sent.",
+                "cancelJob",
+                {
+                    200: _json("Job"),
+                    409: ("The job is finished already (`state`).", ["already_finished"]),
+                },
+            )
+        },
+        "/jobs/{fid}/retry": {
+            "post": _job_operation(
+                "Queue a failed or cancelled job again, same fid.",
+                "retryJob",
+                {
+                    202: _ACCEPTED,
+                    409: ("The job is not failed or cancelled (`state`).", ["not_retryable"]),
+                    410: (
+                        "Its video has expired or is gone (`expired_at`); upload it again.",
+                        ["video_expired"],
+                    ),
+                },
+            )
+        },
+    }
+
+
 def _operations() -> dict[str, Any]:
     jobs_query = api.query_parameters(api.JobsQuery)
     fid_query = api.query_parameters(api.FidQuery)
@@ -140,37 +221,16 @@ def _operations() -> dict[str, Any]:
                 "parameters": [_REQUEST_ID],
                 "requestBody": {
                     "required": True,
-                    "content": {
-                        "multipart/form-data": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["file"],
-                                "properties": {
-                                    "file": {
-                                        "type": "string",
-                                        "contentMediaType": "application/octet-stream",
-                                        "description": "The video or audio file, judged "
-                                        "by its content, not its name.",
-                                    }
-                                },
-                            }
-                        }
-                    },
+                    "content": {"multipart/form-data": {"schema": api.upload_form_schema()}},
                 },
                 "responses": _responses(
                     {
-                        202: _json(
-                            "UploadAccepted",
-                            headers={
-                                "Location": {
-                                    "description": "The job's status URL.",
-                                    "required": True,
-                                    "schema": {"type": "string"},
-                                }
-                            },
-                        ),
+                        202: _ACCEPTED,
                         400: (
-                            "Not a multipart form with one file in field `file`.",
+                            "Not a multipart form with one file in field `file`; or an "
+                            "option the catalog does not allow (`invalid_option`: `option` "
+                            "names it, `allowed` says what would do; nothing was kept, "
+                            "whether it came before the file or after it).",
                             [
                                 "not_multipart",
                                 "missing_file",
@@ -178,6 +238,7 @@ def _operations() -> dict[str, Any]:
                                 "too_many_files",
                                 "empty_file",
                                 "malformed_upload",
+                                "invalid_option",
                             ],
                         ),
                         401: _TOKEN_REFUSED,
@@ -186,11 +247,19 @@ def _operations() -> dict[str, Any]:
                             "was dropped; nothing was kept, send it again.",
                             ["request_timeout", "upload_expired"],
                         ),
-                        413: ("Larger than MAX_UPLOAD_BYTES (`max_bytes`).", ["file_too_large"]),
+                        413: (
+                            "Larger than MAX_UPLOAD_BYTES (`max_bytes`); or past a quota "
+                            "(`quota_exceeded`, a QuotaError: `stored_bytes` with `used`, "
+                            "`needed` or `size` and Retry-After when a file of the caller's "
+                            "expires; `media_seconds` with `duration_seconds`). Nothing was "
+                            "kept.",
+                            ["file_too_large", "quota_exceeded"],
+                        ),
                         415: (
                             "Not a video or audio file, by its content.",
                             ["unsupported_media_type"],
                         ),
+                        429: _QUOTA_PER_HOUR,
                         503: (
                             "Auth, MongoDB or RabbitMQ is unavailable; nothing was kept.",
                             ["auth_unavailable", "storage_unavailable", "queue_unavailable"],
@@ -268,7 +337,7 @@ def _operations() -> dict[str, Any]:
                 ],
                 "responses": _responses(
                     {
-                        200: _mp3("The MP3."),
+                        200: _mp3("The output, in its format's media type."),
                         304: {"description": "Not modified since the copy the client has."},
                         206: _mp3(
                             "The range asked for.",
@@ -280,7 +349,15 @@ def _operations() -> dict[str, Any]:
                             f"{_NOT_FOUND[0]} Or the MP3 of a done job is missing.",
                             ["not_found"],
                         ),
-                        409: ("The job is not done yet (`state`).", ["not_ready"]),
+                        409: (
+                            "The job is not done yet, or was cancelled (`state`).",
+                            ["not_ready", "cancelled"],
+                        ),
+                        410: (
+                            "The output has expired and was removed (`expired_at`); upload "
+                            "the video again.",
+                            ["output_expired"],
+                        ),
                         412: (
                             "If-Match or If-Unmodified-Since names another MP3.",
                             ["precondition_failed"],
@@ -299,6 +376,16 @@ def _operations() -> dict[str, Any]:
                         503: _STORE_OR_AUTH_DOWN,
                     }
                 ),
+            }
+        },
+        **_job_operations(),
+        "/formats": {
+            "get": {
+                "summary": "What a client may choose on upload: formats, qualities, options.",
+                "operationId": "formats",
+                "security": [],
+                "parameters": [_REQUEST_ID],
+                "responses": _responses({200: _json("Catalog")}),
             }
         },
         "/healthz": {
@@ -360,9 +447,10 @@ _CONDITIONS = (
 
 
 def _mp3(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    media_types = dict.fromkeys(output.mime_type for output in FORMATS.values())
     answer: dict[str, Any] = {
         "description": description,
-        "content": {"audio/mpeg": {"schema": {"type": "string"}}},
+        "content": {media_type: {"schema": {"type": "string"}} for media_type in media_types},
     }
     if headers:
         answer["headers"] = headers

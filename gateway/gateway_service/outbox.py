@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
-
-from pymongo.errors import PyMongoError
 
 from mp3common.amqp import PublishError
 from mp3common.jobs import Jobs, now
 
 from .orphans import remove_abandoned_uploads
+from .periodic import PeriodicTask
 from .publishing import JobPublisher
 from .storage import Storage
 
@@ -43,7 +41,7 @@ def relay_unpublished(jobs: Jobs, publisher: JobPublisher, *, older_than_seconds
     return published
 
 
-class OutboxRelay(threading.Thread):
+class OutboxRelay(PeriodicTask):
     """Every `interval_seconds`, in the background of a process: `relay_unpublished`, and
     its sibling, the orphan sweep (`orphans.remove_abandoned_uploads`) for uploads whose
     worker died before their job was written (None: no sweep)."""
@@ -57,23 +55,15 @@ class OutboxRelay(threading.Thread):
         older_than_seconds: float,
         orphans_older_than_seconds: float | None = None,
     ) -> None:
-        super().__init__(name="outbox-relay", daemon=True)
+        super().__init__("outbox-relay", interval_seconds=interval_seconds)
         self._storage = storage
         self._publisher = publisher
-        self._interval = interval_seconds
         self._older_than = older_than_seconds
         self._orphans_older_than = orphans_older_than_seconds
-        self.stopped = threading.Event()
 
-    def run(self) -> None:
-        while not self.stopped.wait(self._interval):
-            try:
-                relay_unpublished(
-                    self._storage.jobs, self._publisher, older_than_seconds=self._older_than
-                )
-                if self._orphans_older_than is not None:
-                    remove_abandoned_uploads(
-                        self._storage.database, older_than_seconds=self._orphans_older_than
-                    )
-            except PyMongoError as exc:
-                log.warning("outbox relay skipped a round: MongoDB unavailable (%s)", exc)
+    def run_once(self) -> None:
+        relay_unpublished(self._storage.jobs, self._publisher, older_than_seconds=self._older_than)
+        if self._orphans_older_than is not None:
+            remove_abandoned_uploads(
+                self._storage.database, older_than_seconds=self._orphans_older_than
+            )

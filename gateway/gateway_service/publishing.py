@@ -8,15 +8,21 @@ named after the host and process so that it can be told apart in the management 
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
 
+from bson import ObjectId
+from pymongo.errors import PyMongoError
+
 from mp3common.amqp import Publisher, PublishError
-from mp3common.jobs import Job
+from mp3common.jobs import Job, Jobs
 from mp3common.messages import VideoMessage
 
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 CONNECTION_NAME_PREFIX = "gateway"
 
@@ -69,3 +75,13 @@ class JobPublisher:
             if self._publisher is not None:
                 self._publisher.close()
                 self._publisher = None
+
+
+def record_published(jobs: Jobs, job_id: ObjectId) -> None:
+    """The broker confirmed the job's `video` message: say so on the job (`published_at`).
+    If that write fails the job stays unconfirmed and the outbox relay publishes it once
+    more later; the converter keeps one result per job."""
+    try:
+        jobs.mark_published(job_id)
+    except PyMongoError:
+        log.warning("job %s queued, but its confirm was not recorded (the relay will)", job_id)

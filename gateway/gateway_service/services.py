@@ -8,6 +8,7 @@ from flask import current_app
 
 from .auth_client import AuthClient
 from .publishing import JobPublisher
+from .quotas import Quotas
 from .settings import Settings
 from .storage import Storage
 
@@ -17,10 +18,12 @@ class Services:
     auth: AuthClient
     storage: Storage
     publisher: JobPublisher
+    quotas: Quotas
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
-        return cls(AuthClient(settings), Storage(settings), JobPublisher(settings))
+        storage = Storage(settings)
+        return cls(AuthClient(settings), storage, JobPublisher(settings), Quotas(settings, storage))
 
 
 def services() -> Services:

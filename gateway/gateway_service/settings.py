@@ -9,7 +9,13 @@ from urllib.parse import urlsplit
 from limits import parse_many
 from pydantic import AfterValidator, AliasChoices, Field, field_validator
 
-from mp3common.settings import BrokerSettings, DevDefault, MediaSettings, StoreSettings
+from mp3common.settings import (
+    BrokerSettings,
+    DevDefault,
+    MediaSettings,
+    RetentionSettings,
+    StoreSettings,
+)
 
 GiB = 1024**3
 
@@ -37,8 +43,9 @@ def _an_http_url(url: str) -> str:
     return url
 
 
-class Settings(BrokerSettings, StoreSettings, MediaSettings):
-    """The auth service's address, the stores, the upload limit and the outbox relay."""
+class Settings(BrokerSettings, StoreSettings, MediaSettings, RetentionSettings):
+    """The auth service's address, the stores, the upload limit and quotas, the outbox
+    relay and the expiry sweep."""
 
     service_name = "gateway"
 
@@ -89,6 +96,18 @@ class Settings(BrokerSettings, StoreSettings, MediaSettings):
     #: Where the login counters live: `mongodb` (MONGODB_URI, MONGODB_DB: shared by every
     #: replica) or `memory` (this process only: tests).
     login_limit_storage: Literal["mongodb", "memory"] = "mongodb"
+
+    #: How often the expiry sweep removes what has expired: outputs, kept videos (0 = never).
+    expiry_sweep_interval_seconds: int = Field(60, ge=0)
+
+    # --- quotas per user (0 = no limit) --------------------------------------------------
+    #: The bytes a user's kept videos and outputs may take together (default 20 GiB).
+    quota_stored_bytes: int = Field(20 * GiB, ge=0)
+    #: Uploads a user may make in any hour (a moving window).
+    quota_jobs_per_hour: int = Field(100, ge=0)
+    #: The longest media a user may upload, in seconds (default 6 h, the converter's own
+    #: MAX_MEDIA_SECONDS); the converter enforces it when the first bytes do not say.
+    quota_media_seconds: float = Field(21600.0, ge=0)
 
     @field_validator("auth_url", mode="before")
     @classmethod

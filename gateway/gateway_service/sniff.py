@@ -3,13 +3,16 @@
 The judge is the converter's own ffmpeg (mp3common.media): libavformat names the format
 from the first `PROBE_BYTES` of the file, exactly as it will when the converter opens the
 whole file, so what the gateway takes the converter can read, and what libavformat calls
-an image, a subtitle or a playlist, or cannot name, is refused before it is stored.
+an image, a subtitle or a playlist, or cannot name, is refused before it is stored. The
+same look tells the media's length when its container says it up front (MP4 with its
+index first, Matroska, WebM, AVI, WAV…), which the media-length quota needs.
 """
 
 from __future__ import annotations
 
 import logging
 import subprocess
+from dataclasses import dataclass
 
 from mp3common import media
 
@@ -19,8 +22,17 @@ log = logging.getLogger(__name__)
 SNIFF_BYTES = media.PROBE_BYTES
 
 
-def media_type(head: bytes, *, ffmpeg: str) -> str | None:
-    """The MIME type of the media file `head` starts, or None when it is not one."""
+@dataclass(frozen=True)
+class Sniffed:
+    """What the first bytes of a media file say: its MIME type and, when the container
+    says it there, its length in seconds."""
+
+    content_type: str
+    duration_seconds: float | None
+
+
+def sniff(head: bytes, *, ffmpeg: str) -> Sniffed | None:
+    """What the media file `head` starts is, or None when it is not one."""
     try:
         result = media.probe(head, ffmpeg=ffmpeg)
     except subprocess.TimeoutExpired:
@@ -29,4 +41,10 @@ def media_type(head: bytes, *, ffmpeg: str) -> str | None:
     if not result.is_media:
         log.info("not media: format %s, score %d", result.format, result.score)
         return None
-    return media.mime_type(result, head)
+    return Sniffed(media.mime_type(result, head), result.duration_seconds)
+
+
+def media_type(head: bytes, *, ffmpeg: str) -> str | None:
+    """The MIME type of the media file `head` starts, or None when it is not one."""
+    found = sniff(head, ffmpeg=ffmpeg)
+    return found.content_type if found else None

@@ -78,11 +78,26 @@ class Storage:
     def discard_upload(self, fid: ObjectId) -> None:
         """Remove an upload's job and file: the undo of an upload that cannot complete."""
         self.jobs.delete(fid)
-        try:
-            self.videos.delete(fid)
-        except NoFile:
-            pass
+        _remove(self.videos, fid)
         self.settle_upload(fid)
+
+    def video_kept(self, fid: ObjectId) -> bool:
+        return self.database[f"{VIDEO_BUCKET}.files"].find_one({"_id": fid}, {"_id": 1}) is not None
+
+    def remove_video(self, fid: ObjectId) -> None:
+        _remove(self.videos, fid)
+
+    def remove_output(self, fid: ObjectId) -> None:
+        _remove(self.mp3s, fid)
+
+
+def _remove(bucket: GridFSBucket, fid: ObjectId) -> None:
+    """Remove a GridFS file and its chunks; one already gone, or never finished (chunks
+    and no files document), is no error."""
+    try:
+        bucket.delete(fid)
+    except NoFile:
+        pass
 
 
 def discard_quietly(storage: Storage, fid: ObjectId) -> None:

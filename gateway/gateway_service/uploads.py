@@ -6,13 +6,18 @@ incremental multipart decoder, and each piece of the file part is written to Gri
 show a video or audio container, so a refused file never reaches MongoDB. Whatever goes
 wrong before the end (too large, a second file, the client hanging up, MongoDB failing)
 aborts the GridFS stream, which removes the chunks already written: no orphan is left.
+
+The other form fields are the conversion options (mp3common.options). Those sent before
+the file are judged when the file begins, before any of it is stored; the whole set is
+judged again at the end, so a bad one sent after the file aborts what was stored.
 """
 
 from __future__ import annotations
 
 import logging
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from bson import ObjectId
@@ -22,9 +27,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Field, File, MultipartDecoder, NeedData, State
 
-from .errors import NotMedia, UploadRefused, UploadTooLarge
+from mp3common.options import DEFAULT_OPTIONS, ConversionOptions, InvalidOption, parse_options
+
+from .errors import InvalidUploadOption, NotMedia, UploadRefused, UploadTooLarge
 from .gridfs_writer import GridFSUpload
-from .sniff import SNIFF_BYTES, media_type
+from .sniff import SNIFF_BYTES, sniff
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,9 @@ FILE_FIELD = "file"
 READ_BYTES = 64 * 1024
 #: Part headers, preamble and plain form fields are tiny; more is not a real form.
 MAX_FORM_OVERHEAD_BYTES = 64 * 1024
+#: Multipart's own bytes around the file (boundaries, part headers, the options): allowed
+#: on top of a size limit when judging a request by its Content-Length before reading it.
+MULTIPART_ALLOWANCE_BYTES = MAX_FORM_OVERHEAD_BYTES
 _CURL_HINT = "Send the video as multipart form field 'file': curl -F file=@video.mp4 …"
 
 
@@ -42,6 +52,24 @@ class StoredUpload:
     filename: str
     size: int
     content_type: str
+    options: ConversionOptions = DEFAULT_OPTIONS
+    #: What the owner should know about the options (one ignored, and why).
+    notes: list[str] = field(default_factory=list)
+    #: The media's length, when its first bytes said it.
+    duration_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one upload may be, and the refusal for each limit (the caller words them: a
+    size may be the upload limit's or its owner's storage quota's)."""
+
+    max_bytes: int
+    #: The refusal of a file that has reached this size past `max_bytes`.
+    too_large: Callable[[int], UploadRefused]
+    #: The longest media taken, in seconds (None: any), judged on the first bytes.
+    max_media_seconds: float | None = None
+    too_long: Callable[[float], UploadRefused] | None = None
 
 
 def boundary_of(content_type: str | None) -> bytes:
@@ -80,6 +108,28 @@ def too_large(max_bytes: int) -> UploadTooLarge:
     )
 
 
+def invalid_option(exc: InvalidOption) -> InvalidUploadOption:
+    return InvalidUploadOption(
+        "invalid_option", exc.message, option=exc.option, allowed=exc.allowed
+    )
+
+
+def judge_options(fields: dict[str, str]) -> tuple[ConversionOptions, list[str]]:
+    """The options in the form's `fields`, and their notes; InvalidUploadOption if not."""
+    try:
+        return parse_options(fields)
+    except InvalidOption as exc:
+        raise invalid_option(exc) from None
+
+
+def _known_before_the_file(fields: dict[str, str]) -> dict[str, str]:
+    """The fields that can be judged before those after the file are known: a quality
+    depends on the format, which may still come."""
+    if "format" in fields:
+        return fields
+    return {name: value for name, value in fields.items() if name != "quality"}
+
+
 class _Receiver:
     """The state of one upload while its body is parsed (one part at a time)."""
 
@@ -89,7 +139,7 @@ class _Receiver:
         database: Database,
         bucket: str,
         owner: str,
-        max_bytes: int,
+        limits: UploadLimits,
         ffmpeg: str,
     ) -> None:
         self.fid = fid
@@ -97,21 +147,27 @@ class _Receiver:
         self.database = database
         self.bucket = bucket
         self.owner = owner
-        self.max_bytes = max_bytes
+        self.limits = limits
         self.in_file = False
         self.files_seen = 0
         self.filename = "upload"
         self.size = 0
         self.head = bytearray()
         self.content_type: str | None = None
+        self.duration_seconds: float | None = None
         self.stored_file: GridFSUpload | None = None
         self.form_bytes = 0
+        #: The form fields beside the file (the options), and the one being read.
+        self.fields: dict[str, str] = {}
+        self.field_name: str | None = None
+        self.field_value = bytearray()
 
     def on_part(self, event: Field | File) -> None:
         # A part named `file` is the file even without a filename (some clients send
         # none); its name then defaults to "upload" (clean_filename).
         self.in_file = isinstance(event, File) or event.name == FILE_FIELD
         if not self.in_file:
+            self._begin_field(event.name)
             return
         if event.name != FILE_FIELD:
             raise UploadRefused(
@@ -121,16 +177,22 @@ class _Receiver:
         if self.files_seen > 1:
             raise UploadRefused("too_many_files", "Send exactly one file per upload.")
         self.filename = clean_filename(getattr(event, "filename", None))
+        judge_options(_known_before_the_file(self.fields))
+
+    def _begin_field(self, name: str) -> None:
+        if name in self.fields:
+            raise invalid_option(
+                InvalidOption(name, f"{name} is given more than once; send it once.")
+            )
+        self.field_name, self.field_value = name, bytearray()
 
     def on_data(self, data: bytes, more: bool) -> None:
         if not self.in_file:
-            self.form_bytes += len(data)
-            if self.form_bytes > MAX_FORM_OVERHEAD_BYTES:
-                raise UploadRefused("malformed_upload", f"The form is too large. {_CURL_HINT}")
+            self._on_field_data(data, more)
             return
         self.size += len(data)
-        if self.size > self.max_bytes:
-            raise too_large(self.max_bytes)
+        if self.size > self.limits.max_bytes:
+            raise self.limits.too_large(self.size)
         if self.stored_file is not None:
             self.stored_file.write(data)
         else:
@@ -144,14 +206,27 @@ class _Receiver:
             if self.stored_file is None:
                 self._start_storing()
 
+    def _on_field_data(self, data: bytes, more: bool) -> None:
+        self.form_bytes += len(data)
+        if self.form_bytes > MAX_FORM_OVERHEAD_BYTES:
+            raise UploadRefused("malformed_upload", f"The form is too large. {_CURL_HINT}")
+        self.field_value += data
+        if not more and self.field_name is not None:
+            self.fields[self.field_name] = self.field_value.decode("utf-8", "replace")
+            self.field_name = None
+
     def _start_storing(self) -> None:
-        self.content_type = media_type(bytes(self.head), ffmpeg=self.ffmpeg)
-        if self.content_type is None:
+        found = sniff(bytes(self.head), ffmpeg=self.ffmpeg)
+        if found is None:
             raise NotMedia(
                 "unsupported_media_type",
                 "The file is not a video or audio file (judged by its content, not its "
                 "name); send a video such as MP4, MKV, WebM, MOV or AVI.",
             )
+        self.content_type, self.duration_seconds = found.content_type, found.duration_seconds
+        longest, seconds = self.limits.max_media_seconds, found.duration_seconds
+        if longest and self.limits.too_long and seconds is not None and seconds > longest:
+            raise self.limits.too_long(seconds)
         self.stored_file = GridFSUpload(
             self.database,
             self.bucket,
@@ -167,8 +242,17 @@ class _Receiver:
             raise UploadRefused("missing_file", f"No file in the upload. {_CURL_HINT}")
         if self.stored_file is None or self.in_file:
             raise UploadRefused("malformed_upload", f"The upload is incomplete. {_CURL_HINT}")
+        options, notes = judge_options(self.fields)
         self.stored_file.close()
-        return StoredUpload(self.fid, self.filename, self.size, self.content_type or "")
+        return StoredUpload(
+            self.fid,
+            self.filename,
+            self.size,
+            self.content_type or "",
+            options,
+            notes,
+            self.duration_seconds,
+        )
 
     def abort(self) -> None:
         if self.stored_file is None:
@@ -187,12 +271,12 @@ def store_upload(
     database: Database,
     bucket: str,
     owner: str,
-    max_bytes: int,
+    limits: UploadLimits,
     ffmpeg: str,
 ) -> StoredUpload:
-    """Parse the multipart `body` and store its one file in GridFS `bucket` under `fid`;
-    `ffmpeg` judges whether it is media (sniff.py)."""
-    receiver = _Receiver(fid, database, bucket, owner, max_bytes, ffmpeg)
+    """Parse the multipart `body` and store its one file in GridFS `bucket` under `fid`,
+    with the options in its other fields; `ffmpeg` judges whether it is media (sniff.py)."""
+    receiver = _Receiver(fid, database, bucket, owner, limits, ffmpeg)
     decoder = MultipartDecoder(boundary)
     received = 0
     try:

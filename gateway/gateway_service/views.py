@@ -6,29 +6,37 @@ import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from gridfs.errors import NoFile
+from limits.errors import StorageError
 from pymongo.errors import PyMongoError
 
 from mp3common.amqp import PublishError
 from mp3common.http import ApiError, error_response
 from mp3common.jobs import (
+    CANCELLED,
     CONVERTING,
     DONE,
     FAILED,
     QUEUED,
     Job,
+    iso,
     parse_id,
     public_view,
 )
 from mp3common.logs import request_id
+from mp3common.options import describe
 
-from . import downloads, openapi, uploads
+from . import downloads, lifecycle, openapi, uploads
 from .api import FidQuery, JobsQuery
 from .errors import (
     AuthUnavailable,
     GatewayError,
+    JobConflict,
+    JobGone,
     NotAuthenticated,
     NotMedia,
     QueueUnavailable,
+    QuotaExceeded,
+    TooManyJobs,
     UploadExpired,
     UploadTooLarge,
 )
@@ -38,10 +46,6 @@ from .upload_saga import accept_upload
 log = logging.getLogger(__name__)
 bp = Blueprint("gateway", __name__)
 
-#: Multipart's own bytes around the file (boundaries, part headers): allowed on top of
-#: MAX_UPLOAD_BYTES when judging a request by its Content-Length before reading it.
-MULTIPART_ALLOWANCE_BYTES = 64 * 1024
-
 
 def _current_user() -> str:
     return services().auth.user_for(request.headers.get("Authorization"))
@@ -50,17 +54,32 @@ def _current_user() -> str:
 def _links(fid: str) -> dict[str, str]:
     return {
         "status_url": url_for("gateway.status", fid=fid),
+        "job_url": url_for("gateway.job", fid=fid),
         "download_url": url_for("gateway.download", fid=fid),
     }
 
 
-def _owned_job(owner: str) -> Job:
-    """The caller's job named by ?fid= (upload id or MP3 id); 404 for anyone else's."""
-    fid = parse_id(FidQuery.from_request(request.args).fid)
+def _owned(fid_text: str | None, owner: str) -> Job:
+    """The caller's job by its fid (upload id or output id); 404 for anyone else's."""
+    fid = parse_id(fid_text)
     job = services().storage.jobs.for_owner(fid, owner) if fid is not None else None
     if job is None:
         raise ApiError(404, "not_found", "You have no file with that fid.")
     return job
+
+
+def _owned_job(owner: str) -> Job:
+    """The caller's job named by ?fid=."""
+    return _owned(FidQuery.from_request(request.args).fid, owner)
+
+
+def _accepted(job: Job) -> Response:
+    """202: the job is queued; `Location` is where to ask for it."""
+    view = {**public_view(job), **_links(str(job.id))}
+    response = jsonify(view)
+    response.status_code = 202
+    response.headers["Location"] = view["status_url"]
+    return response
 
 
 @bp.post("/login")
@@ -76,31 +95,34 @@ def upload():
     settings = current_app.config["SETTINGS"]
     boundary = uploads.boundary_of(request.headers.get("Content-Type"))
     declared = request.content_length
-    if declared is not None and declared > settings.max_upload_bytes + MULTIPART_ALLOWANCE_BYTES:
+    allowance = uploads.MULTIPART_ALLOWANCE_BYTES
+    if declared is not None and declared > settings.max_upload_bytes + allowance:
         raise uploads.too_large(settings.max_upload_bytes)
+    quotas = services().quotas
     job = accept_upload(
         request.stream,
         boundary,
         owner=owner,
-        max_bytes=settings.max_upload_bytes,
+        limits=quotas.admit_upload(owner, declared),
         ffmpeg=settings.ffmpeg_binary,
         request_id=request_id.get(),
         storage=services().storage,
         publisher=services().publisher,
+        admit=lambda: quotas.count_job(owner),
     )
-    view = {**public_view(job), **_links(str(job.id))}
-    response = jsonify(view)
-    response.status_code = 202
-    response.headers["Location"] = view["status_url"]
-    return response
+    return _accepted(job)
 
 
 #: The HTTP status of each error below the views (errors.py); any other is 400.
 STATUS_OF = {
     NotAuthenticated: 401,
     UploadExpired: 408,
+    JobConflict: 409,
+    JobGone: 410,
     UploadTooLarge: 413,
+    QuotaExceeded: 413,
     NotMedia: 415,
+    TooManyJobs: 429,
     AuthUnavailable: 503,
     QueueUnavailable: 503,
 }
@@ -109,16 +131,51 @@ STATUS_OF = {
 @bp.app_errorhandler(GatewayError)
 def gateway_error(exc: GatewayError):
     status = next((code for kind, code in STATUS_OF.items() if isinstance(exc, kind)), 400)
-    return error_response(status, exc.code, exc.message, **exc.detail)
+    return error_response(status, exc.code, exc.message, exc.headers, **exc.detail)
 
 
-@bp.get("/status")
-def status():
-    job = _owned_job(_current_user())
+def _job_view(job: Job) -> Response:
     view = public_view(job)
     if job.state == DONE:
         view.update(_links(str(job.id)))
     return jsonify(view)
+
+
+@bp.get("/status")
+def status():
+    return _job_view(_owned_job(_current_user()))
+
+
+@bp.get("/jobs/<fid>")
+def job(fid: str):
+    """The job, as /status?fid= shows it."""
+    return _job_view(_owned(fid, _current_user()))
+
+
+@bp.delete("/jobs/<fid>")
+def delete_job(fid: str):
+    """Remove the job, its video and its output; anyone else's is a 404, nothing removed."""
+    lifecycle.delete_job(services().storage, _owned(fid, _current_user()))
+    return Response(status=204)
+
+
+@bp.post("/jobs/<fid>/cancel")
+def cancel_job(fid: str):
+    job = _owned(fid, _current_user())
+    cancelled = lifecycle.cancel_job(services().storage, job, current_app.config["SETTINGS"])
+    return jsonify(public_view(cancelled))
+
+
+@bp.post("/jobs/<fid>/retry")
+def retry_job(fid: str):
+    job = _owned(fid, _current_user())
+    return _accepted(lifecycle.retry_job(services().storage, services().publisher, job))
+
+
+@bp.get("/formats")
+def formats():
+    """What a client may choose on upload: the formats, their qualities, every option."""
+    return jsonify(describe())
 
 
 @bp.get("/jobs")
@@ -142,12 +199,32 @@ def jobs():
 @bp.get("/download")
 def download():
     job = _owned_job(_current_user())
+    _check_downloadable(job)
+    try:
+        grid_out = services().storage.mp3s.open_download_stream(job.mp3_fid)
+    except NoFile:
+        log.error("job %s is done but its output %s is missing", job.id, job.mp3_fid)
+        raise ApiError(404, "not_found", "The output of this file is missing.") from None
+    output = job.options.output
+    name = downloads.output_name(job.filename, output)
+    return downloads.output_response(request, grid_out, name, output.mime_type)
+
+
+def _check_downloadable(job: Job) -> None:
+    """ApiError unless the job is done and its output kept."""
     if job.state in (QUEUED, CONVERTING):
         raise ApiError(
             409,
             "not_ready",
-            "The MP3 is not ready yet; ask /status and download once it says done.",
+            "The file is not ready yet; ask /status and download once it says done.",
             state=job.state.value,
+        )
+    if job.state == CANCELLED:
+        raise ApiError(
+            409,
+            "cancelled",
+            "The job was cancelled; retry it (POST /jobs/<fid>/retry) to convert it.",
+            state=CANCELLED,
         )
     if job.state == FAILED:
         raise ApiError(
@@ -157,12 +234,14 @@ def download():
             state=FAILED,
             reason=job.reason,
         )
-    try:
-        grid_out = services().storage.mp3s.open_download_stream(job.mp3_fid)
-    except NoFile:
-        log.error("job %s is done but its MP3 %s is missing", job.id, job.mp3_fid)
-        raise ApiError(404, "not_found", "The MP3 of this file is missing.") from None
-    return downloads.mp3_response(request, grid_out, downloads.mp3_name(job.filename))
+    if lifecycle.expired(job):
+        raise ApiError(
+            410,
+            "output_expired",
+            f"The file expired on {iso(job.expires_at)} and was removed; upload the video "
+            "again to convert it again.",
+            expired_at=iso(job.expires_at),
+        )
 
 
 @bp.get("/healthz")
@@ -199,7 +278,8 @@ def readyz():
 
 
 @bp.app_errorhandler(PyMongoError)
-def storage_unavailable(exc: PyMongoError):
+@bp.app_errorhandler(StorageError)  # the quota counters' (limits), in the same MongoDB
+def storage_unavailable(exc: Exception):
     log.error("MongoDB unavailable: %r", exc)
     return error_response(
         503, "storage_unavailable", "File storage is unavailable; try again in a moment."

@@ -185,6 +185,7 @@ def environ(request, fake_auth):
         "RABBITMQ_URL": RABBITMQ_URL,
         "VIDEO_QUEUE": "test.gateway.no-queue",
         "OUTBOX_RELAY_INTERVAL_SECONDS": "0",  # tests relay by hand (test_outbox.py)
+        "EXPIRY_SWEEP_INTERVAL_SECONDS": "0",  # and sweep by hand (test_expiry.py)
         # Login counters in the process; a test marked `stack` counts in its own database.
         "LOGIN_LIMIT_STORAGE": "memory",
     }

@@ -2,7 +2,8 @@
 
 import pytest
 
-from gateway_service.downloads import _disposition, mp3_name
+from gateway_service.downloads import _disposition, output_name
+from mp3common.options import FORMATS
 
 
 @pytest.mark.parametrize(
@@ -15,10 +16,12 @@ from gateway_service.downloads import _disposition, mp3_name
         ("Überraschung 🎉.mp4", "Uberraschung tada.mp3"),
         ('say "hï"; rm -rf\\.mp4', "say hi rm -rf.mp3"),
         ("。.mp4", "audio.mp3"),  # nothing left but the extension: not a hidden ".mp3"
+        ("лекция 1.mp4", "lektsiya 1.opus"),
+        ("。.mp4", "audio.m4a"),
     ],
 )
 def test_the_ascii_fallback_keeps_the_name_readable(upload, ascii_name):
-    name = mp3_name(upload)
+    name = output_name(upload, FORMATS[ascii_name.rsplit(".", 1)[1]])
     parameters = _disposition(name)
     assert parameters["filename"] == ascii_name
     assert not parameters["filename"].startswith((" ", "."))

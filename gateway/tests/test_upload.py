@@ -9,6 +9,7 @@ import pytest
 import requests
 from bson import ObjectId
 from conftest import MANAGEMENT_URL, RABBITMQ_URL, exchange, serving, upload
+from forms import file_part, multipart, post_raw
 
 from gateway_service.publishing import connection_name
 from gateway_service.uploads import READ_BYTES
@@ -16,24 +17,6 @@ from mp3common.amqp import Publisher
 from mp3testing import close_connections, get_message, wait_until
 
 KiB, MiB = 1024, 1024 * 1024
-
-
-def _multipart(boundary: str, *parts: bytes, end: bool = True) -> bytes:
-    body = b"".join(b"--" + boundary.encode() + b"\r\n" + part + b"\r\n" for part in parts)
-    return body + (b"--" + boundary.encode() + b"--\r\n" if end else b"")
-
-
-def _file_part(content: bytes, name: str = "file", filename: str = "clip.mp4") -> bytes:
-    return (
-        f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-        "Content-Type: video/mp4\r\n\r\n"
-    ).encode() + content
-
-
-def _raw(client, alice, body: bytes, content_type: str):
-    return client.post(
-        "/upload", headers={**alice.headers, "Content-Type": content_type}, data=body
-    )
 
 
 # Each row: how the request is made, then the exact answer. `make` gets (client, alice, media).
@@ -51,11 +34,11 @@ REFUSALS = [
     ("json-body", lambda c, a, m: c.post("/upload", headers=a.headers, json={"file": "x"}),
      400, "not_multipart"),
     ("multipart-without-boundary",
-     lambda c, a, m: _raw(c, a, b"whatever", "multipart/form-data"), 400, "not_multipart"),
-    ("empty-body", lambda c, a, m: _raw(c, a, b"", "multipart/form-data; boundary=xyz"),
+     lambda c, a, m: post_raw(c, a, b"whatever", "multipart/form-data"), 400, "not_multipart"),
+    ("empty-body", lambda c, a, m: post_raw(c, a, b"", "multipart/form-data; boundary=xyz"),
      400, "missing_file"),
     ("no-file-only-a-field",
-     lambda c, a, m: _raw(c, a, _multipart("xyz", b'Content-Disposition: form-data; '
+     lambda c, a, m: post_raw(c, a, multipart("xyz", b'Content-Disposition: form-data; '
                                            b'name="title"\r\n\r\nmy clip'),
                           "multipart/form-data; boundary=xyz"),
      400, "missing_file"),
@@ -79,15 +62,15 @@ REFUSALS = [
      lambda c, a, m: upload(c, a, [("file", "big.mp4", m["mp4"] + b"\0" * (300 * KiB))]),
      413, "file_too_large"),
     ("truncated-body",
-     lambda c, a, m: _raw(c, a, _multipart("xyz", _file_part(m["mp4"]), end=False)[:-100],
+     lambda c, a, m: post_raw(c, a, multipart("xyz", file_part(m["mp4"]), end=False)[:-100],
                           "multipart/form-data; boundary=xyz"),
      400, "malformed_upload"),
     ("part-without-disposition",
-     lambda c, a, m: _raw(c, a, _multipart("xyz", b"Content-Type: video/mp4\r\n\r\n" + m["mp4"]),
+     lambda c, a, m: post_raw(c, a, multipart("xyz", b"Content-Type: video/mp4\r\n\r\n" + m["mp4"]),
                           "multipart/form-data; boundary=xyz"),
      400, "malformed_upload"),
     ("endless-part-headers",
-     lambda c, a, m: _raw(c, a, b"--xyz\r\n" + b"X-Junk: aaaaaaaaaa\r\n" * 10_000,
+     lambda c, a, m: post_raw(c, a, b"--xyz\r\n" + b"X-Junk: aaaaaaaaaa\r\n" * 10_000,
                           "multipart/form-data; boundary=xyz"),
      400, "malformed_upload"),
 ]  # fmt: skip
@@ -136,6 +119,7 @@ def test_an_upload_is_stored_queued_and_announced(client, alice, media, stored, 
         "mp3_fid": None,
         "username": alice.email,
         "filename": "holiday clip.mp4",
+        "format": "mp3",
     }
     assert properties.delivery_mode == 2  # persistent
     assert properties.headers["x-request-id"] == response.headers["X-Request-ID"]
@@ -179,13 +163,17 @@ def test_a_path_in_the_filename_is_reduced_to_the_name(client, alice, media):
 
 
 @pytest.mark.stack
-def test_other_form_fields_beside_the_file_are_ignored(client, alice, media):
+def test_a_form_field_that_is_no_option_is_refused_naming_it(client, alice, media, stored):
+    """A misspelt option (`fromat=opus`) would otherwise give an MP3 without a word."""
     response = client.post(
         "/upload",
         headers=alice.headers,
         data={"title": "x", "file": (io.BytesIO(media["mp4"]), "clip.mp4")},
     )
-    assert response.status_code == 202
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_option"
+    assert response.get_json()["option"] == "title"
+    assert stored.counts() == {"files": 0, "chunks": 0, "jobs": 0}
 
 
 # --- over real sockets -----------------------------------------------------------------------
@@ -212,7 +200,7 @@ def test_a_declared_length_over_the_limit_is_refused_before_reading(make_app, al
 @pytest.mark.stack
 def test_a_client_hanging_up_mid_upload_leaves_no_file_or_job(live_gateway, alice, media, stored):
     port = live_gateway
-    head = _multipart("xyz", _file_part(media["mp4"]), end=False)[: -len(b"\r\n")]
+    head = multipart("xyz", file_part(media["mp4"]), end=False)[: -len(b"\r\n")]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(_request_head(port, alice.token, 40 * MiB))
         sock.sendall(head)
