@@ -41,14 +41,16 @@ Four mongoeco 4.11.0 defects are patched at start (see ``patch_mongoeco``):
    ``saslStart`` looks the user up in ``admin`` whatever database the client
    authenticates against (the command reaches it without its ``$db``); we hand it over.
 
-Users: ``--user NAME@DB:VAR`` (repeatable) adds an account whose password is read from
-the environment variable VAR (never from the command line, which ``ps`` shows). The
-server then behaves like a mongod that has users but runs without ``--auth``
-(authorization disabled): a client that authenticates must give the right password
-(SCRAM-SHA-256/SHA-1, mongoeco's own), and a client that does not is still served. The
-images' test (``make image-test``) connects with the credentials the Kubernetes manifests
-build, so a wrong user, database or password fails there; the development services connect
-without credentials (``_authorization_disabled`` replaces mongoeco's check).
+Users: ``--user NAME@DB:VAR[:ROLE]`` (repeatable) adds an account whose password is read
+from the environment variable VAR (never from the command line, which ``ps`` shows). A
+client that authenticates must give the right password (SCRAM-SHA-256/SHA-1, mongoeco's
+own); a client that does not is still served, as by a mongod without ``--auth`` (the
+tests' own helpers connect so). mongoeco keeps a user's roles but enforces none of them:
+with ``--roles FILE`` (gateway/manifests/mongodb-init.js, the cluster's own roles) an
+authenticated user with a ROLE may run a command only where that role grants its action,
+as mongod with ``--auth`` would (``_authorize``): the development services and the images
+connect as their own accounts, so a service that uses a collection its role does not name
+fails on the dev stack, with "not authorized" and the command in its log.
 
 Memory: mongoeco's codec stores ``Binary``/``bytes`` values as hex strings, so
 stored GridFS data takes ~2x its size in RAM, plus ~1x more for documents that
@@ -59,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -68,6 +71,7 @@ import bson
 from mongoeco.core.bson_scalars import is_bson_numeric
 from mongoeco.engines.memory import MemoryEngine
 from mongoeco.engines.virtual_indexes import document_in_virtual_index
+from mongoeco.errors import OperationFailure
 from mongoeco.wire import AsyncMongoEcoProxyServer, WireAuthUser
 from mongoeco.wire._executor_handlers import WireSpecialCommandHandlers
 from mongoeco.wire.auth import WireAuthenticationService
@@ -329,22 +333,120 @@ def _authorization_disabled(self, connection, command_name) -> None:
     """mongod without --auth: users can log in, but nobody has to."""
 
 
+#: Each command the services send: the field naming its collection, and the actions
+#: (MongoDB's privilege actions) it needs there.
+_COMMAND_ACTIONS = {
+    "find": ("find", ("find",)),
+    "getMore": ("collection", ("find",)),
+    "count": ("count", ("find",)),
+    "distinct": ("distinct", ("find",)),
+    "aggregate": ("aggregate", ("find",)),
+    "insert": ("insert", ("insert",)),
+    "update": ("update", ("update",)),
+    "delete": ("delete", ("remove",)),
+    "findAndModify": ("findAndModify", ("find", "update")),
+    "createIndexes": ("createIndexes", ("createIndex",)),
+    "listIndexes": ("listIndexes", ("listIndexes",)),
+    "dropIndexes": ("dropIndexes", ("dropIndex",)),
+    "drop": ("drop", ("dropCollection",)),
+    "create": ("create", ("createCollection",)),
+}
+#: Commands mongod lets any authenticated user run (handshake, sessions, own cursors).
+_NO_PRIVILEGE = {
+    "hello", "isMaster", "ismaster", "ping", "buildInfo", "buildinfo", "saslStart",
+    "saslContinue", "endSessions", "killCursors", "logout", "connectionStatus",
+}  # fmt: skip
+
+
+def load_roles(path: str) -> dict[str, dict[str, set[str]]]:
+    """{role: {collection: actions}} from the JSON between mongodb-init.js's markers."""
+    text = open(path, encoding="utf-8").read()
+    begin, end = "/* roles:begin */", "/* roles:end */"
+    table = json.loads(text[text.index(begin) + len(begin) : text.index(end)])
+    return {role: {c: set(a) for c, a in grants.items()} for role, grants in table.items()}
+
+
+def required_privileges(command: str, body: dict) -> set[tuple[str, str]] | None:
+    """(collection, action) pairs the command needs; None for one that needs none."""
+    if command in _NO_PRIVILEGE:
+        return None
+    if command not in _COMMAND_ACTIONS:
+        return {(str(body.get(command, "")), f"<{command}>")}  # unknown: refused, named
+    field, actions = _COMMAND_ACTIONS[command]
+    collection = str(body.get(field, ""))
+    needed = {(collection, action) for action in actions}
+    if command == "findAndModify":
+        if body.get("remove"):
+            needed = {(collection, "find"), (collection, "remove")}
+        if body.get("upsert"):
+            needed.add((collection, "insert"))
+    if command == "update" and any(u.get("upsert") for u in body.get("updates", [])):
+        needed.add((collection, "insert"))
+    if command == "aggregate":
+        for stage in body.get("pipeline", []):
+            lookup = stage.get("$lookup") if isinstance(stage, dict) else None
+            if isinstance(lookup, dict) and "from" in lookup:
+                needed.add((str(lookup["from"]), "find"))
+    return needed
+
+
+def _authorize(roles: dict[str, dict[str, set[str]]], context) -> None:
+    """Refuse, as mongod does (code 13), what the connection's roles do not grant."""
+    granted_roles = [r for r in context.connection.authenticated_roles if r.get("role") in roles]
+    if not granted_roles:
+        return  # not authenticated, or a user without one of these roles
+    needed = required_privileges(context.command_name, context.command_document)
+    if needed is None:
+        return
+    missing = set()
+    for collection, action in needed:
+        if not any(
+            r.get("db") == context.db_name and action in roles[r["role"]].get(collection, ())
+            for r in granted_roles
+        ):
+            missing.add(f"{action} on {collection}")
+    if missing:
+        users = ", ".join(str(u.get("user")) for u in context.connection.authenticated_users)
+        raise OperationFailure(
+            f"not authorized on {context.db_name} to execute command "
+            f"{{ {context.command_name}: {context.command_document.get(context.command_name)!r} }} "
+            f"as {users}: needs {', '.join(sorted(missing))}",
+            code=13,
+        )
+
+
+def enforce_roles(roles: dict[str, dict[str, set[str]]]) -> None:
+    original = WireCommandExecutor.execute_prepared
+
+    async def execute_prepared(self, context):
+        _authorize(roles, context)
+        return await original(self, context)
+
+    WireCommandExecutor.execute_prepared = execute_prepared
+
+
 def parse_user(spec: str, environ=os.environ) -> WireAuthUser:
-    """``NAME@DB:VAR`` -> a user of database DB whose password is the variable VAR."""
+    """``NAME@DB:VAR[:ROLE]`` -> a user of database DB whose password is the variable VAR,
+    with ROLE (default: readWrite, which the stand-in does not restrict)."""
     name, _, rest = spec.partition("@")
-    database, _, variable = rest.partition(":")
+    database, _, rest = rest.partition(":")
+    variable, _, role = rest.partition(":")
     if not (name and database and variable):
-        raise argparse.ArgumentTypeError(f"--user wants NAME@DB:VAR, not {spec!r}")
+        raise argparse.ArgumentTypeError(f"--user wants NAME@DB:VAR[:ROLE], not {spec!r}")
     password = environ.get(variable)
     if not password:
         raise argparse.ArgumentTypeError(f"--user {spec}: the variable {variable} is not set")
-    roles = ({"role": "readWrite", "db": database},)
+    roles = ({"role": role or "readWrite", "db": database},)
     return WireAuthUser(username=name, password=password, source=database, roles=roles)
 
 
-async def serve(host: str, port: int, users: tuple[WireAuthUser, ...] = ()) -> None:
+async def serve(
+    host: str, port: int, users: tuple[WireAuthUser, ...] = (), roles: dict | None = None
+) -> None:
     patch_mongoeco()
     WireAuthenticationService.require_authenticated = _authorization_disabled
+    if roles:
+        enforce_roles(roles)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -374,15 +476,21 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         type=parse_user,
-        metavar="NAME@DB:VAR",
+        metavar="NAME@DB:VAR[:ROLE]",
         help="an account whose password is in the environment variable VAR (repeatable)",
+    )
+    parser.add_argument(
+        "--roles",
+        metavar="FILE",
+        help="enforce the roles of this mongodb-init.js (the JSON between its markers)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(serve(args.host, args.port, tuple(args.user)))
+    roles = load_roles(args.roles) if args.roles else None
+    asyncio.run(serve(args.host, args.port, tuple(args.user), roles))
     return 0
 
 

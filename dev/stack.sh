@@ -97,19 +97,40 @@ start_rabbitmq() {
     fi
 }
 
-ensure_rabbitmq_account() { # the services' account the manifests name (RABBITMQ_USER)
+ensure_rabbitmq_accounts() { # each service's account, with the cluster's rights
     local api=http://127.0.0.1:15672/api
-    port_open 15672 || { say "RabbitMQ: no management API; $RABBITMQ_USER not made"; return; }
-    # Through the management API (the broker may be another machine's or a container's),
-    # as guest; the password goes in on stdin, never on a command line.
-    printf '{"password": "%s", "tags": ""}' "$RABBITMQ_PASSWORD" \
-        | curl -fsS -o /dev/null -u guest:guest -X PUT -H 'content-type: application/json' \
-            --data-binary @- "$api/users/$RABBITMQ_USER" \
-        || die "RabbitMQ: cannot create the account $RABBITMQ_USER through $api"
-    curl -fsS -o /dev/null -u guest:guest -X PUT -H 'content-type: application/json' \
-        --data '{"configure": ".*", "write": ".*", "read": ".*"}' \
-        "$api/permissions/%2F/$RABBITMQ_USER" \
-        || die "RabbitMQ: cannot give $RABBITMQ_USER its permissions"
+    port_open 15672 || die "RabbitMQ: no management API on 15672; cannot make the services' accounts"
+    # The cluster's own table (rabbit/manifests/rabbitmq-accounts.sh), through the
+    # management API as guest (the broker may be another machine's or a container's).
+    RABBITMQ_API=$api RABBITMQ_API_CREDENTIALS=guest:guest rabbit/manifests/rabbitmq-accounts.sh >/dev/null \
+        || die "RabbitMQ: cannot make the services' accounts through $api"
+    # The one account every service shared before issue 15.
+    curl -sS -o /dev/null -u guest:guest -X DELETE "$api/users/mp3converter" || true
+    # Queues made before the dead letters had an exchange of their own (issue 15) are
+    # moved into queues declared as the services now declare them, with the services
+    # stopped meanwhile (they would declare them back the old way).
+    local queue
+    for queue in "$VIDEO_QUEUE" "$MP3_QUEUE"; do
+        as_declared "$queue" && continue
+        say "RabbitMQ: $queue was declared by an older version; migrating it (mp3common.migrate_queue)"
+        if supervised; then ctl stop 'services:*' >/dev/null || true; fi
+        RABBITMQ_URL=$DEV_RABBITMQ_URL "$VENV/bin/python" -m mp3common.migrate_queue "$queue" \
+            >/dev/null 2>"$LOGS/migrate-$queue.log" \
+            || die "RabbitMQ: could not bring $queue up to date; see var/log/migrate-$queue.log"
+    done
+}
+
+as_declared() { # QUEUE: it and its dead-letter queue exist as the services declare them
+    RABBITMQ_URL=$DEV_RABBITMQ_URL "$VENV/bin/python" - "$1" >/dev/null 2>&1 <<'PY'
+import os, sys
+import pika
+from mp3common.amqp import QueueMismatch, declare_queue
+connection = pika.BlockingConnection(pika.URLParameters(os.environ["RABBITMQ_URL"]))
+try:
+    declare_queue(connection.channel(), sys.argv[1])
+except QueueMismatch:
+    sys.exit(1)
+PY
 }
 
 # --- settings and database -------------------------------------------------------------
@@ -146,13 +167,15 @@ GMAIL_PASSWORD=
 MAIL_DIR=$VAR/mail
 EOF
     fi
-    # The accounts the Kubernetes manifests name, made in the dev stores too (the MongoDB
-    # stand-in knows the user, RabbitMQ gets it below): `make image-test` runs the images
-    # with them. Added to an older dev.env that lacks them.
-    ensure_env MONGODB_USER mp3converter
-    ensure_env MONGODB_PASSWORD "$(random_secret)"
-    ensure_env RABBITMQ_USER mp3converter
-    ensure_env RABBITMQ_PASSWORD "$(random_secret)"
+    # Each service's own accounts, the ones the Kubernetes manifests name, made in the dev
+    # stores too (the MongoDB stand-in enforces each one's role, RabbitMQ its rights): the
+    # services run with them here and `make image-test` runs the images with them. Added to
+    # an older dev.env that lacks them.
+    local service
+    for service in GATEWAY CONVERTER NOTIFICATION; do
+        ensure_env "MONGODB_${service}_PASSWORD" "$(random_secret)"
+        ensure_env "RABBITMQ_${service}_PASSWORD" "$(random_secret)"
+    done
 }
 
 ensure_env() { # NAME VALUE: add NAME=VALUE to the env file unless NAME is there
@@ -167,6 +190,20 @@ load_env() {
     # The MONGODB_URI of var/dev.env (exported again by `make test`) is the stand-in's.
     if [ "${USER_MONGODB_URI:-}" = "$MONGODB_URI" ]; then USER_MONGODB_URI=; fi
     if [ -n "${USER_MONGODB_URI:-}" ]; then MONGODB_URI=$USER_MONGODB_URI; fi
+    # var/dev.env's RABBITMQ_URL and MONGODB_URI (guest, no account) are the tests' own;
+    # each service gets its own account's, as in the cluster (dev/supervisord.conf).
+    DEV_RABBITMQ_URL=$RABBITMQ_URL
+    local service upper
+    for service in gateway converter notification; do
+        upper=${service^^}
+        local rabbit_password="RABBITMQ_${upper}_PASSWORD" mongo_password="MONGODB_${upper}_PASSWORD"
+        export "${upper}_RABBITMQ_URL=amqp://$service:${!rabbit_password}@127.0.0.1:5672/%2F"
+        if [ -n "${USER_MONGODB_URI:-}" ]; then
+            export "${upper}_MONGODB_URI=$USER_MONGODB_URI"
+        else
+            export "${upper}_MONGODB_URI=mongodb://$service:${!mongo_password}@127.0.0.1:$MONGO_PORT/mp3converter?authSource=mp3converter"
+        fi
+    done
 }
 
 bootstrap_database() {
@@ -303,7 +340,7 @@ start_stores() { # the stores, their accounts, the settings
     start_rabbitmq
     write_env_file
     load_env
-    ensure_rabbitmq_account
+    ensure_rabbitmq_accounts
     bootstrap_database
 }
 

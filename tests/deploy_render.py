@@ -95,6 +95,9 @@ def rendered_objects_with(secrets: dict[str, str]) -> list[dict]:
     scratch = _scratch_copy()
     lines = [f"{name}={value}" for name, value in secrets.items()]
     (scratch / "k8s-secrets.env").write_text("\n".join(lines) + "\n")
+    # The TLS certificate (and nothing else: every key is given) as `make k8s-secrets` makes it.
+    made = run(str(ROOT / "deploy" / "k8s-secrets.sh"), "k8s-secrets.env", cwd=scratch)
+    assert made.returncode == 0, made.stderr
     return load_yaml(kustomize(scratch))
 
 
@@ -106,3 +109,11 @@ def _rendered_json() -> str:
 def rendered_objects() -> list[dict]:
     """The cluster's objects as `kubectl apply -k .` would send them (a fresh copy)."""
     return json.loads(_rendered_json())
+
+
+def by_kind_and_name(objects: list[dict]) -> dict[str, dict[str, dict]]:
+    """{kind: {name: object}}: how the deployment tests look objects up."""
+    index: dict[str, dict[str, dict]] = {}
+    for obj in objects:
+        index.setdefault(obj["kind"], {})[obj["metadata"]["name"]] = obj
+    return index

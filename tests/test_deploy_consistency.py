@@ -210,10 +210,8 @@ def test_the_ingresses_route_the_readme_hosts_to_existing_backends(by_kind):
                 assert service, f"ingress backend {backend['name']} does not exist"
                 assert backend["port"]["number"] in {p["port"] for p in service["spec"]["ports"]}
                 routed[rule["host"]] = (backend["name"], backend["port"]["number"])
-    assert routed == {
-        "mp3converter.com": ("gateway", 8080),
-        "rabbitmq-manager.com": ("rabbitmq", 15672),
-    }
+    # rabbitmq-manager.com is opt-in (deploy/components/rabbitmq-ui, tests/test_deploy_tls.py).
+    assert routed == {"mp3converter.com": ("gateway", 8080)}
 
 
 def _bytes(size: str) -> int:
@@ -337,7 +335,8 @@ SCRAPERS = "ns:[('mp3converter.com/scrape-metrics', 'true')]"
         # The notification service records each sent mail on its job, so it reads jobs too.
         ("mongodb", 27017, {"pod:gateway", "pod:converter", "pod:notification"}),
         ("rabbitmq", 5672, {"pod:gateway", "pod:converter", "pod:notification"}),
-        ("rabbitmq", 15672, {"ns:ingress-nginx"}),
+        # The management UI: nobody, unless deploy/components/rabbitmq-ui is applied.
+        ("rabbitmq", 15672, set()),
         ("gateway", 8080, {"ns:ingress-nginx"}),
         # The consumers take no traffic; only scrapers reach their metrics port.
         ("converter", 9100, {SCRAPERS}),

@@ -14,13 +14,11 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
-from deploy_render import SERVICES
+from deploy_render import SERVICES, by_kind_and_name, rendered_objects
 from test_deploy_consistency import (
     ENV_REFERENCE,
-    by_kind,  # noqa: F401 (a fixture)
     container_env,
     names_settings_read,
-    objects,  # noqa: F401 (a fixture)
     pod_spec,
     selects,
     the_container,
@@ -28,6 +26,12 @@ from test_deploy_consistency import (
 )
 
 pytestmark = pytest.mark.tools  # the checkers in .venv-deploy
+
+
+@pytest.fixture(scope="module")
+def by_kind() -> dict[str, dict[str, dict]]:
+    return by_kind_and_name(rendered_objects())
+
 
 #: The settings that name a peer the service connects to: a URL, `host:port`, or a host
 #: whose port is another setting (with its default).
@@ -102,7 +106,9 @@ def pod_port(service: dict, workloads_by_app: dict, port: int) -> int:
 
 def expected_egress(by_kind, service: str) -> set[tuple[str, int, str]]:
     """(peer, port, protocol): `pod:APP` behind a Service, or `outside` for any other host."""
-    apps = {w["spec"]["template"]["metadata"]["labels"]["app"]: w for w in workloads(by_kind).values()}
+    apps = {
+        w["spec"]["template"]["metadata"]["labels"]["app"]: w for w in workloads(by_kind).values()
+    }
     wanted = set(DNS)
     for host, port in peers_named_by_settings(expanded_env(by_kind, service)):
         name = host.split(".")[0]

@@ -168,7 +168,7 @@ def test_the_credentials_come_from_the_converters_own_objects(keda, trigger):
         ],
     }
     assert "RABBITMQ_PASSWORD" in keda[("Secret", "converter-secret")]["data"]
-    assert keda[("ConfigMap", "converter-configmap")]["data"]["RABBITMQ_USER"] == "mp3converter"
+    assert keda[("ConfigMap", "converter-configmap")]["data"]["RABBITMQ_USER"] == "converter"
     # The same account the converter itself logs in with.
     (container,) = keda[("Deployment", "converter")]["spec"]["template"]["spec"]["containers"]
     password = next(e for e in container["env"] if e["name"] == "RABBITMQ_PASSWORD")

@@ -5,7 +5,12 @@ video without audio raised inside the callback and came back forever. Here:
 
 * Every queue is declared in code, identically by producers and consumers
   (`declare_queue`): a durable quorum queue with a delivery limit, whose rejected or
-  over-delivered messages go to `<queue>.dlq`.
+  over-delivered messages go to `<queue>.dlq` (through its own exchange `<queue>.dlx`).
+* A producer publishes to the queue's own direct exchange, `<queue>.exchange`
+  (`declare_publishing`), never to the default exchange: RabbitMQ grants publishing per
+  exchange, and the right to the default one is the right to every queue. So each
+  service's account may write only to the exchanges of the queues it feeds (the converter
+  cannot publish to `video`; rabbit/manifests/rabbitmq-accounts.sh has the table).
 * `Publisher` publishes persistent JSON with publisher confirms, and re-opens its
   connection when the broker dropped it (the reference's "500 after idle time").
 * `Consumer` is the one consumer contract, shared by the converter and the notification
@@ -105,6 +110,14 @@ def dead_letter_queue(queue: str) -> str:
     return f"{queue}.dlq"
 
 
+def dead_letter_exchange(queue: str) -> str:
+    """Where `queue`'s dead letters go, bound to `<queue>.dlq`. Its own exchange, not the
+    default one: RabbitMQ lets whoever declares a queue with a dead-letter exchange write
+    to that exchange, and the right to write to the default exchange is the right to
+    publish to every queue."""
+    return f"{queue}.dlx"
+
+
 def _main_queue(queue: str) -> str:
     return queue.removesuffix(".dlq")
 
@@ -114,7 +127,7 @@ def queue_arguments(queue: str, *, delivery_limit: int = DELIVERY_LIMIT) -> dict
     return {
         "x-queue-type": "quorum",
         "x-delivery-limit": delivery_limit,
-        "x-dead-letter-exchange": "",
+        "x-dead-letter-exchange": dead_letter_exchange(queue),
         "x-dead-letter-routing-key": dead_letter_queue(queue),
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
@@ -142,7 +155,36 @@ def declare_queue(channel, queue: str, *, delivery_limit: int = DELIVERY_LIMIT) 
     """
     dlq = dead_letter_queue(queue)
     _declare(channel, dlq, DEAD_LETTER_QUEUE_ARGUMENTS)
+    bind_dead_letter_exchange(channel, queue)
     _declare(channel, queue, queue_arguments(queue, delivery_limit=delivery_limit))
+
+
+def bind_dead_letter_exchange(channel, queue: str) -> None:
+    """Declare `queue`'s dead-letter exchange and bind `<queue>.dlq` to it (which must exist)."""
+    exchange = dead_letter_exchange(queue)
+    channel.exchange_declare(exchange=exchange, exchange_type="direct", durable=True)
+    dlq = dead_letter_queue(queue)
+    channel.queue_bind(queue=dlq, exchange=exchange, routing_key=dlq)
+
+
+def publish_exchange(queue: str) -> str:
+    """The direct exchange `queue`'s producers publish to (bound to `queue` by its name)."""
+    return f"{queue}.exchange"
+
+
+def declare_publishing(channel, queue: str) -> None:
+    """What a producer of `queue` declares: the queue (`declare_queue`), its exchange, and
+    the binding between them. A consumer declares only its queue, so it needs no right on
+    the exchange: only producers may publish there."""
+    declare_queue(channel, queue)
+    bind_publish_exchange(channel, queue)
+
+
+def bind_publish_exchange(channel, queue: str) -> None:
+    """Declare `queue`'s exchange and bind it to the queue, which must exist."""
+    exchange = publish_exchange(queue)
+    channel.exchange_declare(exchange=exchange, exchange_type="direct", durable=True)
+    channel.queue_bind(queue=queue, exchange=exchange, routing_key=queue)
 
 
 def _declare(channel, queue: str, arguments: Mapping[str, object]) -> None:
@@ -210,7 +252,7 @@ def _publish_confirmed(channel, queue: str, body: dict, headers: dict | None) ->
     for wait in (*NACK_BACKOFF_SECONDS, None):
         try:
             channel.basic_publish(
-                exchange="",
+                exchange=publish_exchange(queue),
                 routing_key=queue,
                 body=encoded,
                 properties=_properties(headers),
@@ -241,6 +283,8 @@ class Publisher:
         self._lock = threading.Lock()
         self._connection = None
         self._channel = None
+        #: The queues whose exchange this connection has declared and bound.
+        self._bound: set[str] = set()
 
     def _open(self):
         if self._channel is not None and self._channel.is_open and self._connection.is_open:
@@ -253,11 +297,12 @@ class Publisher:
         channel.confirm_delivery()
         try:
             for queue in self._queues:
-                declare_queue(channel, queue)
+                declare_publishing(channel, queue)
         except QueueMismatch:
             self._close_quietly()
             raise
         self._channel = channel
+        self._bound = set(self._queues)
         return channel
 
     def _close_quietly(self) -> None:
@@ -278,6 +323,9 @@ class Publisher:
                     # Lets pika notice a connection the broker closed while we were idle.
                     self._connection.process_data_events(0)
                     channel = self._open()
+                    if queue not in self._bound:  # a queue somebody else declared
+                        bind_publish_exchange(channel, queue)
+                        self._bound.add(queue)
                     _publish_confirmed(channel, queue, body, headers)
                     return
                 except pika.exceptions.UnroutableError as exc:
@@ -463,7 +511,7 @@ class Consumer:
             publish_channel = connection.channel()
             publish_channel.confirm_delivery()
             for queue in self._publishes_to:
-                declare_queue(publish_channel, queue)
+                declare_publishing(publish_channel, queue)
             log.info("consuming %s", self.queue)
             self.ready.set()
             self._beat()

@@ -46,8 +46,13 @@ def rendered(dev) -> list[dict]:
             "MYSQL_PASSWORD": dev["MYSQL_PASSWORD"],
             "JWT_SECRET": dev["JWT_SECRET"],
             "MONGODB_ROOT_PASSWORD": secrets.token_hex(16),
-            "MONGODB_PASSWORD": dev["MONGODB_PASSWORD"],
-            "RABBITMQ_PASSWORD": dev["RABBITMQ_PASSWORD"],
+            "RABBITMQ_ADMIN_PASSWORD": secrets.token_hex(16),  # the UI's: no broker image here
+            # Each service's own accounts, which dev/stack.sh made in the dev stores.
+            **{
+                f"{store}_{service.upper()}_PASSWORD": dev[f"{store}_{service.upper()}_PASSWORD"]
+                for store in ("MONGODB", "RABBITMQ")
+                for service in ("gateway", "converter", "notification")
+            },
             "GMAIL_PASSWORD": "",
         }
     )
@@ -88,7 +93,8 @@ def stores(workloads, dev) -> None:
         timeout=60,
     )
     assert made.returncode == 0, made.stderr
-    # dev/stack.sh made the MongoDB and RabbitMQ accounts; the manifests' URIs must work.
+    # dev/stack.sh made each service's MongoDB and RabbitMQ accounts (the stand-in enforces
+    # its role, the broker its rights); the manifests' URIs must work.
     for name in ("gateway", "converter", "notification"):
         env = workloads[name].env
         mongo = MongoClient(

@@ -67,13 +67,15 @@ def nothing_returns(queue: str, timeout: float = 1.0) -> bool:
 
 
 def delete_queues(*queues: str) -> None:
-    """Delete each queue and its dead-letter queue, whether or not they exist."""
+    """Delete each queue, its dead-letter queue and its exchanges, whether or not they exist."""
     connection = _connection()
     try:
         channel = connection.channel()
         for queue in queues:
             channel.queue_delete(queue)
             channel.queue_delete(f"{queue}.dlq")
+            channel.exchange_delete(f"{queue}.exchange")
+            channel.exchange_delete(f"{queue}.dlx")
     finally:
         connection.close()
 
