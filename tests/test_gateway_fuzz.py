@@ -49,6 +49,20 @@ password = "${FUZZ_PASSWORD}"
 [[operations]]
 include-name = "GET /download"
 parameters = { fid = "${FUZZ_DONE_FID}" }
+
+# The job's own routes on the real done job (a cancel or a retry of it is a 409), but not
+# DELETE, which would take the MP3 the other operations are fuzzed against.
+[[operations]]
+include-name = "GET /jobs/{fid}"
+parameters = { fid = "${FUZZ_DONE_FID}" }
+
+[[operations]]
+include-name = "POST /jobs/{fid}/cancel"
+parameters = { fid = "${FUZZ_DONE_FID}" }
+
+[[operations]]
+include-name = "POST /jobs/{fid}/retry"
+parameters = { fid = "${FUZZ_DONE_FID}" }
 """
 
 
