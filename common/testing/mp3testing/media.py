@@ -1,4 +1,5 @@
-"""Test media made by ffmpeg from its lavfi sources (never committed blobs): one clip maker.
+"""Test media made by ffmpeg from its lavfi sources (never committed blobs): one clip maker,
+and ffmpeg's own loudness meter to check what came out.
 
 ffmpeg is the one imageio-ffmpeg brings (the dev venv has it, with the converter's
 requirements).
@@ -6,6 +7,7 @@ requirements).
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Sequence
 from functools import cache
@@ -75,3 +77,16 @@ def raw_video_frames(megabytes: float) -> int:
 
 def raw_video_seconds(megabytes: float) -> float:
     return raw_video_frames(megabytes) / RAW_RATE
+
+
+def loudness(path: Path) -> float:
+    """The file's integrated loudness in LUFS, as ffmpeg's EBU R128 meter (`ebur128`) reads it."""
+    run = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-af", "ebur128", "-f", "null",
+         "-"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return float(re.findall(r"I:\s+(-?[\d.]+) LUFS", run.stderr)[-1])
