@@ -1,13 +1,19 @@
-"""One `video` message → one job converted, failed, or recognised as already handled.
+"""One `video` message → one job converted, failed, cancelled, or already handled.
 
 The handler runs under `mp3common.amqp.Consumer`, which acks only after the messages it
 returns are published and confirmed. Its guarantees:
 
-* Converted: the MP3 is in GridFS and the job `done` before the `mp3` message is
+* Converted: the output (the job's format) is in GridFS and the job `done`, with the
+  time it expires (OUTPUT_RETENTION_SECONDS from now), before the `mp3` message is
   returned; the source video is deleted afterwards (unless KEEP_SOURCE_VIDEO).
-* Unusable file: the job is `failed` with a reason for a person, and `PermanentError`
-  carries the `mp3` message (state "failed") so the notifier mails the owner; the video
-  message is then dead-lettered to `video.dlq` and its video kept for inspection.
+* Unusable file: the job is `failed` with a reason for a person (its video kept for a
+  retry until FAILED_VIDEO_RETENTION_SECONDS from now), and `PermanentError` carries the
+  `mp3` message (state "failed") so the notifier mails the owner; the video message is
+  then dead-lettered to `video.dlq`.
+* Cancelled or deleted by its owner, before or while it converts (`job_watch.py`: the
+  job is checked at least once a second): ffmpeg is killed, whatever of its output was
+  stored is removed, and the message is acked with a log line: no failure, no
+  dead-letter, no `mp3` message (the owner did it; no mail).
 * Transient trouble (`mp3common.transient`: MongoDB or RabbitMQ unreachable, the disk,
   ffmpeg killed by a signal such as the out-of-memory killer's): an exception, so the
   message is requeued, up to the queue's delivery limit. On the last delivery
@@ -24,7 +30,8 @@ returns are published and confirmed. Its guarantees:
   a handed-back message unseen, so the job is failed for its owner instead.
 * Redelivered (a converter died, or its ack was lost): a finished job is not converted
   again. Its `mp3` message is sent again only while the owner has not been mailed; the
-  notifier's claim on the job keeps that to one mail.
+  notifier's claim on the job keeps that to one mail. A message for a job that was
+  cancelled, or no longer exists (deleted), is acked with a log line.
 """
 
 from __future__ import annotations
@@ -43,19 +50,15 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from mp3common.amqp import Delivery, HandBack, Outgoing, PermanentError
-from mp3common.jobs import DONE, FAILED, AttemptEnd, AudioTrack, Job, Jobs
+from mp3common.jobs import DONE, FAILED, AttemptEnd, AudioTrack, Job, Jobs, now
 from mp3common.messages import Mp3Message, VideoMessage
 from mp3common.transient import transient
 
 from . import metrics
-from .extract_audio import (
-    Audio,
-    FfmpegKilled,
-    Interrupted,
-    Timeouts,
-    UnusableMedia,
-    extract_audio,
-)
+from .extract_audio import Audio, extract_audio
+from .failures import FfmpegKilled, Interrupted, UnusableMedia
+from .ffmpeg_process import Timeouts
+from .job_watch import Cancelled, JobWatch, withdrawn
 from .settings import Settings
 from .storage import Storage, VideoMissing
 
@@ -80,6 +83,16 @@ KILLED = (
 CRASHES_BEFORE_GIVING_UP = 2
 
 
+@dataclasses.dataclass(frozen=True)
+class _Converted:
+    """An attempt's output in its scratch folder, and what it took to make."""
+
+    audio: Audio
+    path: Path
+    video_bytes: int
+    ffmpeg_seconds: float
+
+
 class JobHandler:
     def __init__(self, settings: Settings, database: Database) -> None:
         self.settings = settings
@@ -93,10 +106,19 @@ class JobHandler:
 
     def __call__(self, delivery: Delivery, stopping: threading.Event) -> list[Outgoing]:
         job_id = VideoMessage.parse(delivery.body).job_id
-        last_delivery = delivery.last_delivery
+        try:
+            return self._attempt(job_id, stopping, last_delivery=delivery.last_delivery)
+        except Cancelled as exc:
+            metrics.JOBS_WITHDRAWN.inc()
+            log.info("%s: stopped, nothing stored or sent", exc)
+            return []
+
+    def _attempt(
+        self, job_id: ObjectId, stopping: threading.Event, *, last_delivery: bool
+    ) -> list[Outgoing]:
         try:
             return self._handle(job_id, stopping, last_delivery=last_delivery)
-        except PermanentError:
+        except (PermanentError, Cancelled):
             raise
         except Interrupted as exc:
             if not last_delivery:
@@ -133,7 +155,7 @@ class JobHandler:
         job = self.jobs.start(job_id)
         if job is None:
             return self._already_handled(job_id)
-        attempt, crashes = job.attempts, job.crashed_attempts
+        crashes = job.crashed_attempts
         if last_delivery and crashes >= CRASHES_BEFORE_GIVING_UP:
             # Trying again would most likely stop this converter too, and then the broker
             # dead-letters the message with nobody told: fail it now, and say so.
@@ -143,84 +165,119 @@ class JobHandler:
                 kind="crashed",
                 detail=f"{crashes} earlier attempts ended without a word",
             )
-        log.info("converting job %s (attempt %d, %s)", job_id, attempt, job.filename)
+        log.info(
+            "converting job %s (attempt %d, %s): %s",
+            job_id,
+            job.attempts,
+            job.filename,
+            job.options.summary(),
+        )
         started = time.monotonic()
+        watch = JobWatch(self.jobs, job_id, job.attempts)
         with tempfile.TemporaryDirectory(
             prefix=f"{WORK_DIR_PREFIX}{os.getpid()}-", dir=self.settings.work_dir
         ) as work:
-            video, mp3 = Path(work) / "video", Path(work) / "audio.mp3"
-            try:
-                size = self.storage.download_video(job_id, video)
-            except VideoMissing as exc:
-                raise self._failed(
-                    job_id, "the uploaded file is no longer stored", kind="video_missing"
-                ) from exc
-            metrics.VIDEO_BYTES.inc(size)
-            if stopping.is_set():
-                raise Interrupted("stopping before the conversion started")
-            ffmpeg_started = time.monotonic()
-            try:
-                audio = extract_audio(
-                    video,
-                    mp3,
-                    ffmpeg=self.settings.ffmpeg_binary,
-                    quality_args=self.settings.ffmpeg_quality_args(),
-                    timeouts=self.timeouts,
-                    should_stop=_stop_after_grace(stopping, self.settings.stop_grace_seconds),
-                    max_media_seconds=self.settings.max_media_seconds,
-                )
-            except UnusableMedia as exc:
-                raise self._failed(job_id, exc.reason, kind=exc.kind, detail=exc.detail) from exc
-            ffmpeg_seconds = time.monotonic() - ffmpeg_started
-            video.unlink()  # the disk a 1 GB video took is free before the upload
-            if attempt > 1:  # only a retried job can have MP3s of earlier attempts
-                self.storage.delete_earlier_attempts(job_id, attempt, job.mp3_uploads)
-            mp3_id = ObjectId()
-            self.jobs.note_mp3_upload(job_id, mp3_id)
-            self.storage.store_mp3(
-                mp3,
-                mp3_id=mp3_id,
-                job_id=job_id,
-                attempt=attempt,
-                filename=_mp3_name(job.filename),
-            )
-        if not self.jobs.finish(
-            job_id,
-            mp3_fid=mp3_id,
-            mp3_size=audio.size,
-            duration_seconds=audio.duration_seconds,
-            attempt=attempt,
-            audio_track=_audio_track(audio),
-            warning=audio.warning,
-        ):
-            # A later attempt owns the job now (this one lost its message); it reports.
-            log.warning("job %s was taken over by a later attempt; dropping this MP3", job_id)
-            self.storage.delete_mp3(mp3_id)
-            return []
-        job_seconds = time.monotonic() - started
-        metrics.JOBS_FINISHED.labels(DONE).inc()
-        metrics.FFMPEG_SECONDS.observe(ffmpeg_seconds)
-        metrics.JOB_SECONDS.observe(job_seconds)
-        metrics.MP3_BYTES.inc(audio.size)
+            converted = self._convert(job, Path(work), watch, stopping)
+            output_id = self._store(job, converted, watch)
+        self._finish(job, output_id, converted.audio, watch)
+        self._count_done(converted, time.monotonic() - started)
         if not self.settings.keep_source_video:
             self.storage.delete_video(job_id)
-        log.info(
-            "job %s done: %d byte video → %.1f s MP3 (track %s) in %.2f s%s",
-            job_id,
-            size,
-            audio.duration_seconds,
-            audio.track.index if audio.track else "?",
-            job_seconds,
-            f"; {audio.warning}" if audio.warning else "",
-        )
-        finished = dataclasses.replace(job, state=DONE, mp3_fid=mp3_id, reason=None)
+        finished = dataclasses.replace(job, state=DONE, mp3_fid=output_id, reason=None)
         return [self._mp3_message(finished)]
 
+    def _convert(
+        self, job: Job, work: Path, watch: JobWatch, stopping: threading.Event
+    ) -> _Converted:
+        """The video from GridFS into `work`, and ffmpeg's output from it."""
+        video = work / "video"
+        output = work / job.options.output.output_name("audio")
+        try:
+            size = self.storage.download_video(job.id, video, check=watch.report)
+        except VideoMissing as exc:
+            raise self._failed(
+                job.id, "the uploaded file is no longer stored", kind="video_missing"
+            ) from exc
+        metrics.VIDEO_BYTES.inc(size)
+        if stopping.is_set():
+            raise Interrupted("stopping before the conversion started")
+        ffmpeg_started = time.monotonic()
+        try:
+            audio = extract_audio(
+                video,
+                output,
+                ffmpeg=self.settings.ffmpeg_binary,
+                options=job.options,
+                filename=job.filename,
+                timeouts=self.timeouts,
+                should_stop=_stop_after_grace(stopping, self.settings.stop_grace_seconds),
+                on_progress=watch.report,
+                max_media_seconds=self.settings.media_limit(job.max_media_seconds),
+            )
+        except UnusableMedia as exc:
+            raise self._failed(job.id, exc.reason, kind=exc.kind, detail=exc.detail) from exc
+        video.unlink()  # the disk a 1 GB video took is free before the upload
+        return _Converted(audio, output, size, time.monotonic() - ffmpeg_started)
+
+    def _store(self, job: Job, converted: _Converted, watch: JobWatch) -> ObjectId:
+        """Upload the output (what earlier attempts left removed first); its id."""
+        if job.attempts > 1 or job.mp3_uploads:  # a retried job may have earlier outputs
+            self.storage.delete_earlier_attempts(job.id, job.attempts, job.mp3_uploads)
+        output_id = ObjectId()
+        self.jobs.note_mp3_upload(job.id, output_id)
+        output = job.options.output
+        self.storage.store_output(
+            converted.path,
+            output_id=output_id,
+            job_id=job.id,
+            attempt=job.attempts,
+            filename=output.output_name(Path(job.filename or "audio").stem or "audio"),
+            content_type=output.mime_type,
+            check=watch.report,
+        )
+        return output_id
+
+    def _finish(self, job: Job, output_id: ObjectId, audio: Audio, watch: JobWatch) -> None:
+        """Mark the job done; Cancelled (its output removed) when it is no longer ours."""
+        if not self.jobs.finish(
+            job.id,
+            mp3_fid=output_id,
+            mp3_size=audio.size,
+            duration_seconds=audio.duration_seconds,
+            attempt=job.attempts,
+            audio_track=_audio_track(audio),
+            warning=audio.warning,
+            copied=audio.copied,
+            tags=audio.tags,
+            cover=audio.cover,
+            expires_at=self.settings.output_expiry(now()),
+        ):
+            self.storage.delete_output(output_id)
+            raise watch.lost()
+        log.info(
+            "job %s done: %.1f s of %s (track %s%s, tags %s, cover %s)%s",
+            job.id,
+            audio.duration_seconds,
+            job.options.format,
+            audio.track.index if audio.track else "?",
+            ", copied" if audio.copied else "",
+            sorted(audio.tags),
+            audio.cover,
+            f"; {audio.warning}" if audio.warning else "",
+        )
+
+    def _count_done(self, converted: _Converted, job_seconds: float) -> None:
+        metrics.JOBS_FINISHED.labels(DONE).inc()
+        metrics.FFMPEG_SECONDS.observe(converted.ffmpeg_seconds)
+        metrics.JOB_SECONDS.observe(job_seconds)
+        metrics.MP3_BYTES.inc(converted.audio.size)
+
     def _already_handled(self, job_id: ObjectId) -> list[Outgoing]:
-        """A redelivery of a finished job: report it again only if its owner wasn't told."""
+        """A redelivery of a finished job: report it again only if its owner wasn't told.
+        A cancelled or deleted job: nothing to do (its owner did it)."""
         job = self.jobs.get(job_id)
-        if job is None:
-            raise PermanentError(f"no job {job_id} (deleted before it was converted)")
+        if gone := withdrawn(job_id, job):
+            raise gone
         told = job.notified_at is not None
         log.info("job %s is already %s (owner mailed: %s)", job_id, job.state, told)
         if job.state == FAILED:
@@ -241,15 +298,17 @@ class JobHandler:
 
     def _failed(
         self, job_id: ObjectId, reason: str, *, kind: str, detail: str = ""
-    ) -> PermanentError:
-        """Record the failure; the PermanentError that dead-letters it and tells the owner."""
+    ) -> PermanentError | Cancelled:
+        """Record the failure; the PermanentError that dead-letters it and tells the owner,
+        or Cancelled when the job was cancelled or deleted meanwhile (nobody to tell)."""
+        failed = self.jobs.fail(job_id, reason, expires_at=self.settings.video_expiry(now()))
+        job = self.jobs.get(job_id)
+        if gone := withdrawn(job_id, job):
+            return gone
         log.warning("job %s failed: %s%s", job_id, reason, f" ({detail})" if detail else "")
-        if self.jobs.fail(job_id, reason):  # False if it is final already
+        if failed:  # False if it was final already
             metrics.JOBS_FINISHED.labels(FAILED).inc()
             metrics.JOBS_FAILED.labels(kind).inc()
-        job = self.jobs.get(job_id)
-        if job is None:
-            return PermanentError(f"job {job_id} failed and is gone: {reason}")
         return PermanentError(
             f"job {job_id} failed: {job.reason}", outgoing=[self._mp3_message(job)]
         )
@@ -281,11 +340,6 @@ def _audio_track(audio: Audio) -> AudioTrack | None:
     if audio.track is None:
         return None
     return AudioTrack(audio.track.index, audio.track.codec, audio.track.language)
-
-
-def _mp3_name(filename: str | None) -> str:
-    stem = Path(filename or "audio").stem or "audio"
-    return f"{stem}.mp3"
 
 
 def remove_stale_work_dirs(work_dir: str) -> int:

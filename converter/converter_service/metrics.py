@@ -31,8 +31,15 @@ JOB_SECONDS = Histogram(
     "Time from taking a job to its MP3 stored in GridFS and the job done",
     buckets=SECONDS_BUCKETS,
 )
+JOBS_WITHDRAWN = Counter(
+    "converter_jobs_withdrawn_total",
+    "Attempts stopped because their job was cancelled or deleted by its owner (or taken "
+    "over by a later attempt): nothing stored or sent",
+)
 VIDEO_BYTES = Counter("converter_video_bytes_total", "Bytes of video read from GridFS")
-MP3_BYTES = Counter("converter_mp3_bytes_total", "Bytes of MP3 written to GridFS")
+MP3_BYTES = Counter(
+    "converter_mp3_bytes_total", "Bytes of output (MP3 or another format) written to GridFS"
+)
 
 for _state in ("done", "failed"):  # both series exist from the start, at 0
     JOBS_FINISHED.labels(_state)

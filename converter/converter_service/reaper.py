@@ -15,7 +15,8 @@ on a thread, `run_consumer`) and takes each dead letter:
 * a final job whose owner was not mailed, dead-lettered by the limit (a converter that
   finished but died before its ack) gets its `mp3` message again (the notifier's claim
   keeps that to one mail);
-* anything else (already told, no such job, not a job message) is only logged.
+* anything else (already told, no such job, a job its owner cancelled, not a job message)
+  is only logged.
 
 Each dead letter is then acked: the job record keeps the reason, and the video of a failed
 job is deleted once its owner is told (the notifier does that). A failure known to pass
@@ -31,7 +32,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from mp3common.amqp import Delivery, Outgoing, PermanentError
-from mp3common.jobs import FAILED, Job, Jobs
+from mp3common.jobs import FAILED, MAILED_STATES, Job, Jobs, now
 from mp3common.messages import Mp3Message, VideoMessage
 
 from . import metrics
@@ -61,7 +62,7 @@ class DeadLetterReaper:
             return []
         if not job.finished:
             return self._fail(job_id, job, why)
-        if job.notified_at is None and why != REJECTED:
+        if job.state in MAILED_STATES and job.notified_at is None and why != REJECTED:
             log.warning(
                 "job %s is %s but its owner was not mailed (dead letter: %s); telling them",
                 job_id,
@@ -76,7 +77,7 @@ class DeadLetterReaper:
         # The attempt that was running when the message was lost never ended with a word.
         silent = job.attempts - job.failed_attempts - job.handed_back
         reason, kind = (CRASHED, "crashed") if silent >= 1 else (GAVE_UP, "gave_up")
-        if self.jobs.fail(job_id, reason):
+        if self.jobs.fail(job_id, reason, expires_at=self.settings.video_expiry(now())):
             metrics.JOBS_FINISHED.labels(FAILED).inc()
             metrics.JOBS_FAILED.labels(kind).inc()
             log.warning(

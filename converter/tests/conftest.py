@@ -25,11 +25,13 @@ from mp3common.amqp import Publisher
 from mp3common.jobs import CHUNK_SIZE_BYTES, MP3_BUCKET, VIDEO_BUCKET, Job, Jobs
 from mp3common.messages import VideoMessage
 from mp3common.mongo import client
+from mp3common.options import parse_options
 from mp3testing import RABBITMQ_URL, delete_queues, wait_until
 
 CONVERTER_DIR = Path(__file__).resolve().parent.parent
 ROOT = CONVERTER_DIR.parent
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
+OWNER = "ann@example.com"
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +75,16 @@ class World:
             **overrides,
         }
 
-    def upload(self, path: Path, filename: str | None = None, owner: str = "ann@example.com"):
-        """Store a video and its job as the gateway does; the job's id (= the video's)."""
+    def upload(
+        self,
+        path: Path,
+        filename: str | None = None,
+        owner: str = OWNER,
+        options: dict[str, str] | None = None,
+        max_media_seconds: float | None = None,
+    ):
+        """Store a video and its job as the gateway does, with the options given as form
+        fields (`{"format": "opus"}`); the job's id (= the video's)."""
         filename = filename or path.name
         with path.open("rb") as source:
             video_id = self.videos.upload_from_stream(filename, source)
@@ -85,14 +95,17 @@ class World:
             size=path.stat().st_size,
             content_type=None,
             request_id=uuid.uuid4().hex,
+            options=parse_options(options or {})[0],
+            max_media_seconds=max_media_seconds,
         )
         return video_id
 
     def publish(self, job_id: ObjectId) -> None:
         self.publisher.publish(self.video_queue, VideoMessage.for_job(self.jobs.get(job_id)).body())
 
-    def submit(self, path: Path, filename: str | None = None) -> ObjectId:
-        job_id = self.upload(path, filename)
+    def submit(self, path: Path, filename: str | None = None, **job: object) -> ObjectId:
+        """`upload` (`job`: its options, max_media_seconds) and publish its message."""
+        job_id = self.upload(path, filename, **job)
         self.publish(job_id)
         return job_id
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import os
 import random
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from PIL import Image
 
 from mp3testing.media import ffmpeg as encode
 from mp3testing.media import ffmpeg_exe, make_clip
@@ -186,6 +190,106 @@ def silent_opus(folder: Path, seconds: int) -> Path:
             str(path),
         )  # fmt: skip
     return path
+
+
+#: The container tags of `tagged_video`, as ffmpeg takes them (`-metadata key=value`):
+#: characters ffmetadata escapes, a line break, a date.
+TAGS = {
+    "title": "Sunset; at = sea #1",
+    "artist": "Ann Example",
+    "album": "Holidays\\2024",
+    "date": "2024-05-01",
+    "comment": "first line\nsecond line",
+}
+
+
+def tagged_video(folder: Path) -> Path:
+    """An MP4 (H.264 + AAC) whose container carries every tag in TAGS."""
+    path = folder / "tagged.mp4"
+    if not path.exists():
+        tags = [arg for key, value in TAGS.items() for arg in ("-metadata", f"{key}={value}")]
+        encode(*_video(), *_tone(), "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+               *tags, "-shortest", str(path))  # fmt: skip
+    return path
+
+
+def still(folder: Path, size: str = "800x800") -> Path:
+    """A still picture (PNG) of `size`, larger than a cover may be."""
+    path = folder / f"picture-{size}.png"
+    if not path.exists():
+        encode("-f", "lavfi", "-i", f"color=c=red:size={size}", "-frames:v", "1", str(path))
+    return path
+
+
+def with_attached_picture(folder: Path, *, video: bool) -> Path:
+    """An 800x800 attached picture beside a tone (MP3 with an APIC), or beside a tone and a
+    160x120 video (MP4 with a covr), to tell which a cover came from by its size."""
+    path = folder / ("covered.mp4" if video else "covered.mp3")
+    if path.exists():
+        return path
+    inputs = [*_tone(), "-i", str(still(folder)), *(_video() if video else [])]
+    maps = ["-map", "0:a", "-map", "1:v", *(["-map", "2:v"] if video else [])]
+    codecs = ["-c:v:0", "mjpeg", "-disposition:v:0", "attached_pic"]
+    if video:
+        codecs += ["-c:v:1", "libx264", "-preset", "ultrafast", "-c:a", "aac"]
+    else:
+        codecs += ["-c:a", "libmp3lame"]
+    encode(*inputs, *maps, *codecs, str(path))
+    return path
+
+
+def two_languages(folder: Path) -> Path:
+    """An MP4 with two audio tracks: 0 English (mono, default), 1 German (stereo)."""
+    path = folder / "languages.mp4"
+    if not path.exists():
+        encode(*_video(), *_tone(), *_tone(48000, stereo=True), "-map", "0:v", "-map", "1:a",
+               "-map", "2:a", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+               "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=deu",
+               "-shortest", str(path))  # fmt: skip
+    return path
+
+
+def noise(folder: Path, volume_db: float, seconds: float = 6.0) -> Path:
+    """Stereo pink noise at `volume_db` (0: about -21 LUFS) as AAC in M4A."""
+    path = folder / f"noise{volume_db:+g}dB.m4a"
+    if not path.exists():
+        source = f"anoisesrc=color=pink:sample_rate=44100:duration={seconds}:amplitude=0.5"
+        encode("-f", "lavfi", "-i", f"{source},volume={volume_db}dB", "-ac", "2",
+               "-c:a", "aac", str(path))  # fmt: skip
+    return path
+
+
+def audio_packets_md5(path: Path) -> str:
+    """An MD5 over the first audio stream's packets as stored (no decoding)."""
+    result = subprocess.run(
+        [FFMPEG, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-c", "copy",
+         "-f", "streamhash", "-hash", "md5", "-"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return result.stdout.strip().rsplit("=", 1)[-1]
+
+
+def picture(data: bytes) -> tuple[str, tuple[int, int]]:
+    """A picture's format (`JPEG`) and size in pixels (width, height), as Pillow reads it."""
+    with Image.open(io.BytesIO(data)) as image:
+        return image.format, image.size
+
+
+def ffmpeg_children() -> list[str]:
+    """The ffmpeg processes this test process started that are still running."""
+    me = str(os.getpid())
+    children = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            if fields[1] == me and fields[0] != "Z":
+                children.append(pid)
+        except OSError:
+            continue
+    return children
 
 
 def _format(filename: str) -> str:

@@ -16,10 +16,10 @@ def test_bad_settings_print_one_line_and_exit_non_zero(command, tmp_path):
         "PATH": os.environ.get("PATH", os.defpath),
         "APP_ENV": "production",
         "RABBITMQ_URL": "amqp://guest:guest@rabbitmq:5672/%2F",
-        "MP3_QUALITY": "loud",
+        "OUTPUT_RETENTION_SECONDS": "a week",
         "CONVERTER_WORK_DIR": str(tmp_path),
     }
     line = refusal_to_start(command, CONVERTER_DIR, environ)
     assert line.startswith("converter cannot start: ")
     assert "RABBITMQ_URL logs in as RabbitMQ's guest account" in line
-    assert "MONGODB_URI is not set" in line and "MP3_QUALITY" in line
+    assert "MONGODB_URI is not set" in line and "OUTPUT_RETENTION_SECONDS" in line

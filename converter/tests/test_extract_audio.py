@@ -5,6 +5,7 @@ import stat
 import subprocess
 import threading
 import time
+from types import SimpleNamespace
 
 import media
 import pytest
@@ -15,9 +16,10 @@ from converter_service.extract_audio import (
     Interrupted,
     Timeouts,
     UnusableMedia,
+    _Progress,
     extract_audio,
-    ffmpeg_command,
 )
+from mp3common.options import parse_options
 from mp3common.transient import transient
 
 
@@ -40,35 +42,11 @@ def test_each_input_becomes_an_mp3_or_a_reason(name, media_dir, tmp_path):
     assert media.decodes_cleanly(target)
 
 
-def test_the_video_is_never_decoded():
-    command = ffmpeg_command("ffmpeg", "in.mp4", "out.mp3", ["-q:a", "2"])
-    assert command[command.index("-map") + 1] == "0:a:0"
-    assert "-vn" in command and "libmp3lame" in command
-    assert "-ar" not in command  # the sample rate stays the source's
-
-
 def test_constant_bitrate_on_request(media_dir, tmp_path):
     source = media.make(media.SAMPLES["mp4 h264+aac"], media_dir)
-    audio = extract_audio(
-        source, tmp_path / "out.mp3", ffmpeg=media.FFMPEG, quality_args=["-b:a", "128k"]
-    )
+    options, _ = parse_options({"quality": "128k"})
+    audio = extract_audio(source, tmp_path / "out.mp3", ffmpeg=media.FFMPEG, options=options)
     assert abs(audio.bitrate - 128_000) < 1000
-
-
-def _ffmpeg_children() -> list[str]:
-    me = str(os.getpid())
-    children = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            if fields[1] == me and fields[0] != "Z":
-                children.append(pid)
-        except OSError:
-            continue
-    return children
 
 
 def test_a_hung_ffmpeg_is_killed_at_the_time_limit(tmp_path):
@@ -81,7 +59,7 @@ def test_a_hung_ffmpeg_is_killed_at_the_time_limit(tmp_path):
             fifo, tmp_path / "out.mp3", ffmpeg=media.FFMPEG, timeouts=Timeouts(base_seconds=1)
         )
     assert time.monotonic() - started < 5
-    assert _ffmpeg_children() == []
+    assert media.ffmpeg_children() == []
 
 
 def test_a_stop_request_kills_ffmpeg_and_hands_the_job_back(tmp_path):
@@ -91,7 +69,7 @@ def test_a_stop_request_kills_ffmpeg_and_hands_the_job_back(tmp_path):
     threading.Timer(0.5, stop.set).start()
     with pytest.raises(Interrupted):
         extract_audio(fifo, tmp_path / "out.mp3", ffmpeg=media.FFMPEG, should_stop=stop.is_set)
-    assert _ffmpeg_children() == []
+    assert media.ffmpeg_children() == []
 
 
 def test_the_time_limit_grows_with_the_media():
@@ -122,7 +100,7 @@ def test_ffmpeg_killed_by_a_signal_is_the_machines_failure_not_the_files(
     with pytest.raises(FfmpegKilled, match=message) as killed:
         extract_audio(source, tmp_path / "out.mp3", ffmpeg=str(wrapper))
     assert transient(killed.value)
-    assert _ffmpeg_children() == []
+    assert media.ffmpeg_children() == []
 
 
 def test_media_longer_than_the_limit_is_refused_before_it_is_converted(tmp_path):
@@ -164,7 +142,38 @@ def test_media_whose_container_does_not_say_its_length_is_stopped_at_the_limit(t
     assert MP3(tmp_path / "out.mp3").info.length < 62  # ffmpeg stopped at the limit
 
 
-def test_the_limit_is_a_flag_of_the_command():
-    command = ffmpeg_command("ffmpeg", "in", "out.mp3", ["-q:a", "2"], max_seconds=21600)
-    assert command[command.index("-t") + 1] == "21601"
-    assert "-t" not in ffmpeg_command("ffmpeg", "in", "out.mp3", ["-q:a", "2"])
+class Withdrawn(Exception):
+    """What the job watch raises when the job is cancelled (here, from the test)."""
+
+
+def test_progress_is_reported_and_an_exception_from_it_kills_ffmpeg(media_dir, tmp_path):
+    """An hour of silence takes seconds to convert: per cent and eta come in on the way,
+    and the report that raises (a cancelled job) stops ffmpeg and leaves no output."""
+    source = media.silent_opus(media_dir, 3600)
+    reports = []
+
+    def on_progress(per_cent, eta_seconds):
+        reports.append((per_cent, eta_seconds))
+        if per_cent is not None and per_cent > 0:
+            raise Withdrawn
+
+    with pytest.raises(Withdrawn):
+        extract_audio(source, tmp_path / "out.mp3", ffmpeg=media.FFMPEG, on_progress=on_progress)
+    assert media.ffmpeg_children() == []
+    assert (None, None) in reports  # the probe's polls: nothing to tell yet
+    per_cent, eta_seconds = reports[-1]
+    assert 0 < per_cent < 100 and eta_seconds > 0
+    assert not (tmp_path / "cover.jpg").exists()
+
+
+def test_passes_share_the_progress_half_and_half():
+    """With a loudness target, pass 1 (measuring) is the first half."""
+    reports = []
+    options, _ = parse_options({"normalize": "-16"})
+    plan = SimpleNamespace(span=100.0, passes=2, options=options)
+    progress = _Progress(lambda per_cent, eta: reports.append(per_cent), plan)
+    progress.of_pass(0)(50.0)
+    progress.of_pass(1)(None)  # no time yet: reported as nothing new
+    progress.of_pass(1)(50.0)
+    progress.of_pass(1)(120.0)  # past the span (the encoder's padding): 100 at most
+    assert reports == [25.0, None, 75.0, 100.0]

@@ -9,7 +9,7 @@ from converter_service import settings as settings_module
 from converter_service.handler import CRASHED, GAVE_UP
 from converter_service.reaper import DeadLetterReaper, dead_letter_reason
 from mp3common.amqp import DELIVERY_LIMIT, Delivery
-from mp3common.jobs import AttemptEnd
+from mp3common.jobs import AttemptEnd, now
 
 
 @pytest.mark.parametrize(
@@ -56,6 +56,7 @@ def test_a_job_left_converting_is_failed_and_its_owner_told(world, ended, reason
     (told,) = _reap(world, job_id, "delivery_limit")
     job = world.jobs.get(job_id)
     assert (job.state, job.reason) == ("failed", reason)
+    assert round((job.expires_at - job.finished_at).total_seconds()) == 7 * 86400  # its video
     assert told.queue == world.mp3_queue
     assert (told.body["state"], told.body["reason"]) == ("failed", reason)
     assert _reap(world, job_id, "delivery_limit") == [told]  # until the owner is mailed
@@ -78,6 +79,15 @@ def test_a_job_the_converter_failed_and_reported_itself_is_left_alone(world):
     world.jobs.fail(job_id, "the video has no audio track")
     assert _reap(world, job_id, "rejected") == []  # its mp3 message went before the reject
     assert world.jobs.get(job_id).reason == "the video has no audio track"
+
+
+@pytest.mark.stack
+def test_a_job_its_owner_cancelled_is_left_alone(world):
+    """Dead-lettered by the limit after its owner cancelled it: no mail (the owner did it)."""
+    job_id = _job(world)
+    world.jobs.cancel(job_id, "ann@example.com", expires_at=now())
+    assert _reap(world, job_id, "delivery_limit") == []
+    assert world.jobs.get(job_id).state == "cancelled"
 
 
 @pytest.mark.stack

@@ -1,3 +1,5 @@
+import datetime as dt
+
 import pytest
 
 from converter_service import settings as settings_module
@@ -8,25 +10,33 @@ def test_development_defaults_work_with_an_empty_environment():
     settings = settings_module.load({})
     assert settings.video_queue == "video" and settings.mp3_queue == "mp3"
     assert settings.mongodb_db == "mp3converter"
-    assert settings.ffmpeg_quality_args() == ["-q:a", "2"]
+    assert settings.output_retention_seconds == settings.failed_video_retention_seconds == 604800
     assert settings.keep_source_video is False
     assert settings.heartbeat_file == ""
     assert "ffmpeg" in settings.ffmpeg_binary
 
 
 @pytest.mark.parametrize(
-    ("quality", "args"),
-    [("V0", ["-q:a", "0"]), ("v5", ["-q:a", "5"]), ("192k", ["-b:a", "192k"])],
+    ("job_limit", "limit"), [(None, 21600.0), (1800.0, 1800.0), (86400.0, 21600.0)]
 )
-def test_mp3_quality_is_vbr_or_a_bitrate(quality, args):
-    assert settings_module.load({"MP3_QUALITY": quality}).ffmpeg_quality_args() == args
+def test_a_jobs_media_limit_is_its_owners_within_max_media_seconds(job_limit, limit):
+    assert settings_module.load({}).media_limit(job_limit) == limit
+
+
+def test_expiry_is_counted_from_the_moment_given():
+    settings = settings_module.load(
+        {"OUTPUT_RETENTION_SECONDS": "3600", "FAILED_VIDEO_RETENTION_SECONDS": "86400"}
+    )
+    moment = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    assert settings.output_expiry(moment) == moment + dt.timedelta(hours=1)
+    assert settings.video_expiry(moment) == moment + dt.timedelta(days=1)
 
 
 def test_every_problem_is_told_in_one_line():
     with pytest.raises(SettingsError) as error:
         settings_module.load(
             {
-                "MP3_QUALITY": "loud",
+                "OUTPUT_RETENTION_SECONDS": "a week",
                 "FFMPEG_TIMEOUT_PER_MEDIA_SECOND": "soon",
                 "KEEP_SOURCE_VIDEO": "maybe",
                 "FFMPEG_BINARY": "/nowhere/ffmpeg",
@@ -35,7 +45,7 @@ def test_every_problem_is_told_in_one_line():
     message = str(error.value)
     assert "\n" not in message and message.startswith("converter cannot start: ")
     for name in (
-        "MP3_QUALITY",
+        "OUTPUT_RETENTION_SECONDS",
         "FFMPEG_TIMEOUT_PER_MEDIA_SECOND",
         "KEEP_SOURCE_VIDEO",
         "FFMPEG_BINARY",

@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FFMPEG = ffmpeg_exe()
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017")
-QUALITY = ["-q:a", "2"]  # the converter's default, MP3_QUALITY=V2
+QUALITY = ["-q:a", "2"]  # the converter's default: MP3 V2 (mp3common.options)
 RUNS = 5
 BIG_BYTES = 1024**3
 

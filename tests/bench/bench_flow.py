@@ -36,7 +36,7 @@ TARGET_OVERHEAD_SECONDS = 0.5
 
 
 def converter_ffmpeg(video: Path, output: Path) -> float:
-    """The converter's command (converter_service.extract_audio.ffmpeg_command, V2)."""
+    """The converter's command (converter_service.ffmpeg_args.ffmpeg_command, V2)."""
     started = time.perf_counter()
     subprocess.run(
         [FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-i", str(video)]
