@@ -96,7 +96,7 @@ clean: stop ## stop everything and remove the environments and run-time state
 # deploy/README.md walks through it. The images are built by minikube; the cluster gets
 # everything from one kustomization (kustomization.yaml) in namespace $(K8S_NAMESPACE).
 
-.PHONY: deploy-tools deploy-check images image-test k8s-secrets k8s-images k8s-deploy k8s-delete
+.PHONY: deploy-tools deploy-check images image-test k8s-secrets k8s-images k8s-deploy k8s-delete lock
 
 # The images every manifest, docker-compose.yml and tests/test_deploy_consistency.py name.
 IMAGE_REPO := mp3converter
@@ -114,6 +114,12 @@ $(DEPLOY_VENV)/.installed: requirements-deploy.txt
 
 deploy-tools: $(DEPLOY_VENV)/.installed ## install the offline deployment checkers (.venv-deploy)
 
+# One hash-locked file per image (SERVICE/requirements.lock, installed with --require-hashes),
+# resolved by uv from each service's requirements and constraints.txt's pins, whose
+# generated block then gets every locked version (so the dev venv matches the images).
+lock: $(DEPLOY_VENV)/.installed ## refresh the images' hash-locked requirements and constraints.txt's locked block
+	dev/lock.sh
+
 deploy-check: $(VENV)/.installed $(DEPLOY_VENV)/.installed ## the offline deployment checks alone (no cluster, no Docker)
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/test_deploy_checkers.py tests/test_deploy_consistency.py
 
@@ -130,7 +136,7 @@ image-test: $(ENVS) $(DEPLOY_VENV)/.installed ## build the images, run them as t
 	dev/stack.sh stores
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/images/run_images.py tests/images/kube_play.py
 
-k8s-secrets: ## write k8s-secrets.env (untracked) with random secrets; an existing one is kept
+k8s-secrets: ## write k8s-secrets.env (untracked) with random secrets and k8s-tls.*; existing values are kept
 	deploy/k8s-secrets.sh $(K8S_SECRETS)
 
 # Each image is built from a small staged context (the service folder and common/, no
