@@ -53,15 +53,8 @@ parameters = { fid = "${FUZZ_DONE_FID}" }
 # The job's own routes on the real done job (a cancel or a retry of it is a 409), but not
 # DELETE, which would take the MP3 the other operations are fuzzed against.
 [[operations]]
-include-name = "GET /jobs/{fid}"
-parameters = { fid = "${FUZZ_DONE_FID}" }
-
-[[operations]]
-include-name = "POST /jobs/{fid}/cancel"
-parameters = { fid = "${FUZZ_DONE_FID}" }
-
-[[operations]]
-include-name = "POST /jobs/{fid}/retry"
+include-path-regex = "^/jobs/"
+exclude-method = "DELETE"
 parameters = { fid = "${FUZZ_DONE_FID}" }
 """
 
