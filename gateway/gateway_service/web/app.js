@@ -52,7 +52,9 @@
 
   /** The API's answer; ApiError carrying the body's `message` when it is not 2xx. */
   async function api(path, options) {
-    const init = Object.assign({ method: "GET", headers: {} }, options || {});
+    // No cookies either way (the token is a header), and "omit" keeps the browser from
+    // answering /login's 401 Basic challenge with its own password dialog.
+    const init = Object.assign({ method: "GET", headers: {}, credentials: "omit" }, options || {});
     if (token) init.headers.Authorization = "Bearer " + token;
     let response;
     try {
@@ -238,8 +240,9 @@
         request.setHeader("Authorization", "Bearer " + token);
       },
       onShouldRetry(err) {
+        // Offline: no point trying now; the upload waits for the browser's `online` event.
         const code = err.originalResponse ? err.originalResponse.getStatus() : 0;
-        return code === 0 || code >= 500 || code === 409 || code === 423;
+        return navigator.onLine && (code === 0 || code >= 500 || code === 409 || code === 423);
       },
       onProgress(sent, total) {
         const percent = total ? Math.floor((sent / total) * 100) : 0;
@@ -262,6 +265,7 @@
       },
       onError(err) {
         const code = err.originalResponse ? err.originalResponse.getStatus() : 0;
+        if (item.state === "paused" || item.state === "removed") return;
         if (code === 0) {
           item.state = "offline";
           buttons(true);
@@ -450,7 +454,7 @@
     const header = response.headers.get("Content-Disposition") || "";
     const star = /filename\*=UTF-8''([^;]+)/i.exec(header);
     if (star) return decodeURIComponent(star[1]);
-    const plain = /filename="([^"]+)"/i.exec(header);
+    const plain = /filename="?([^";]+)"?/i.exec(header);
     return plain ? plain[1] : fallback;
   }
 
