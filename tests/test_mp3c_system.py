@@ -1,0 +1,157 @@
+"""mp3c, the command-line client, as a person runs it against the `make run` stack: the
+installed command (`.venv/bin/mp3c`, `make run` installs it), a config of the test's own.
+
+The issue's 'done when': `mp3c convert clip.mp4` leaves clip.mp3 beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import GATEWAY_URL, ROOT
+from reference_flow import FFMPEG
+
+from mp3testing import wait_until
+from mp3testing.media import make_clip, raw_video
+
+pytestmark = pytest.mark.stack  # drives the stack make run started
+
+MP3C = str(ROOT / ".venv" / "bin" / "mp3c")
+
+
+@pytest.fixture
+def env(tmp_path):
+    environ = {**os.environ, "MP3C_CONFIG": str(tmp_path / "config" / "mp3c.json")}
+    environ.pop("MP3C_TOKEN", None)
+    environ.pop("MP3C_URL", None)
+    return environ
+
+
+@pytest.fixture
+def logged_in(env, new_user):
+    address, password = new_user("mp3c")
+    done = mp3c(env, "--url", GATEWAY_URL, "login", "--email", address, "--password-stdin",
+                stdin=password + "\n")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return env
+
+
+def mp3c(env, *args: str, cwd: Path | None = None, stdin: str | None = None):
+    return subprocess.run(
+        [MP3C, "--quiet", *args],
+        env=env,
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def audio_of(path: Path) -> str:
+    run = subprocess.run(
+        [FFMPEG, "-hide_banner", "-i", str(path), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stderr
+
+
+def test_convert_leaves_the_mp3_beside_the_video_then_jobs_get_and_rm(logged_in, tmp_path):
+    config = Path(logged_in["MP3C_CONFIG"])
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    clip = make_clip(tmp_path / "clip.mp4", 10, args=["-c:v", "mpeg4", "-c:a", "aac"])
+
+    done = mp3c(logged_in, "convert", "clip.mp4", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    mp3 = tmp_path / "clip.mp3"
+    assert "Audio: mp3" in audio_of(mp3)
+    fid = done.stdout.split("job ", 1)[1].split()[0]
+    assert clip.exists()
+
+    listed = mp3c(logged_in, "jobs")
+    assert listed.returncode == 0 and fid in listed.stdout and "done" in listed.stdout
+
+    fetched = mp3c(logged_in, "get", fid, "-o", str(tmp_path / "again"))
+    assert fetched.returncode == 0, fetched.stderr
+    assert (tmp_path / "again" / "clip.mp3").read_bytes() == mp3.read_bytes()
+
+    assert mp3c(logged_in, "rm", fid).returncode == 0
+    gone = mp3c(logged_in, "get", fid, "-o", str(tmp_path))
+    assert gone.returncode == 4 and "no file with that fid" in gone.stderr.lower()
+
+
+def test_options_and_an_output_folder(logged_in, tmp_path):
+    make_clip(tmp_path / "talk.mkv", 6, args=["-c:v", "mpeg4", "-c:a", "aac"])
+    done = mp3c(logged_in, "convert", str(tmp_path / "talk.mkv"), "--format", "opus",
+                "--quality", "96k", "--end", "3", "--channels", "mono",
+                "-o", str(tmp_path / "out"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    info = audio_of(tmp_path / "out" / "talk.opus")
+    assert "Audio: opus" in info and "mono" in info
+
+
+def test_errors_print_the_apis_message_with_their_exit_code(logged_in, env, tmp_path):
+    make_clip(tmp_path / "clip.mp4", 1)
+    refused = mp3c(logged_in, "convert", str(tmp_path / "clip.mp4"), "--format", "ogg")
+    api = requests.post(
+        f"{GATEWAY_URL}/uploads",
+        headers={
+            "Tus-Resumable": "1.0.0",
+            "Upload-Length": "10",
+            "Upload-Metadata": "format b2dn",
+            "Authorization": "Bearer " + json.loads(Path(env["MP3C_CONFIG"]).read_text())["token"],
+        },
+        timeout=10,
+    )
+    assert refused.returncode == 4
+    assert refused.stderr.strip() == "mp3c: " + api.json()["message"]
+
+    nobody = {**env, "MP3C_CONFIG": str(tmp_path / "none.json")}
+    assert mp3c(nobody, "jobs").returncode == 3
+    expired = mp3c({**nobody, "MP3C_URL": GATEWAY_URL, "MP3C_TOKEN": "not.a.token"}, "jobs")
+    assert expired.returncode == 3 and expired.stderr.startswith("mp3c: ")
+
+
+def test_an_interrupted_convert_resumes_the_same_upload(logged_in, tmp_path):
+    video = raw_video(tmp_path / "long.mkv", 150)
+    config = Path(logged_in["MP3C_CONFIG"])
+    first = subprocess.Popen(
+        [MP3C, "--quiet", "convert", str(video), "--no-wait"],
+        env=logged_in,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pending = wait_until(lambda: json.loads(config.read_text()).get("uploads"), 30, 0.01)
+    assert pending, "mp3c never recorded its upload"
+    [url] = pending.values()
+    token = json.loads(config.read_text())["token"]
+    headers = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {token}"}
+
+    def offset() -> int:
+        return int(requests.head(url, headers=headers, timeout=10).headers["Upload-Offset"])
+
+    assert wait_until(lambda: offset() > 0, 30, 0.01)
+    first.send_signal(signal.SIGINT)  # Ctrl-C, mid-upload
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 130, err
+    time.sleep(0.5)  # the server saves what the cut PATCH brought
+    kept = offset()
+    assert 0 < kept < video.stat().st_size
+
+    again = mp3c(logged_in, "convert", str(video))
+    assert again.returncode == 0, again.stderr
+    assert f"job {url.rsplit('/', 1)[1]}" in again.stdout  # the same upload, finished
+    assert json.loads(config.read_text()).get("uploads") == {}
+    assert "Audio: mp3" in audio_of(tmp_path / "long.mp3")
