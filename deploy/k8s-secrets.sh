@@ -30,12 +30,12 @@ ENV
 fi
 # Every generated secret: one account per service in each store, and the RabbitMQ
 # management UI's administrator, which no service has.
-for name in MYSQL_ROOT_PASSWORD MYSQL_PASSWORD JWT_SECRET MONGODB_ROOT_PASSWORD \
+for name in MYSQL_ROOT_PASSWORD MYSQL_PASSWORD JWT_SECRET LOG_ACCOUNT_KEY MONGODB_ROOT_PASSWORD \
     MONGODB_GATEWAY_PASSWORD MONGODB_CONVERTER_PASSWORD MONGODB_NOTIFICATION_PASSWORD \
     RABBITMQ_ADMIN_PASSWORD RABBITMQ_GATEWAY_PASSWORD RABBITMQ_CONVERTER_PASSWORD \
     RABBITMQ_NOTIFICATION_PASSWORD; do
     if ! grep -q "^$name=" "$FILE"; then
-        case $name in JWT_SECRET) bytes=32 ;; *) bytes=24 ;; esac
+        case $name in JWT_SECRET | LOG_ACCOUNT_KEY) bytes=32 ;; *) bytes=24 ;; esac
         printf '%s=%s\n' "$name" "$(random $bytes)" >>"$FILE"
         echo "  added $name"
     fi

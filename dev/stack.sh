@@ -171,6 +171,8 @@ EOF
     # stores too (the MongoDB stand-in enforces each one's role, RabbitMQ its rights): the
     # services run with them here and `make image-test` runs the images with them. Added to
     # an older dev.env that lacks them.
+    # The gateway's key for naming accounts in its logs (HMAC), as k8s-secrets.env has one.
+    ensure_env LOG_ACCOUNT_KEY "$(random_secret)"
     local service
     for service in GATEWAY CONVERTER NOTIFICATION; do
         ensure_env "MONGODB_${service}_PASSWORD" "$(random_secret)"

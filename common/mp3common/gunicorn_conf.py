@@ -17,7 +17,9 @@ from .settings import SettingsError, refuse_to_start
 # so every start logged an error. Kubernetes (or `make run`) manages the process instead.
 control_socket_disable = True
 accesslog = "-"
-access_log_format = "%(m)s %(U)s%(q)s %(s)s %(B)s bytes %(M)s ms rid=%({x-request-id}o)s"
+# %(h)s is the client's address: REMOTE_ADDR after the gateway's ProxyFix (TRUSTED_PROXY_HOPS)
+# has put there the address the ingress reports, which it does in place, before this line.
+access_log_format = "%(h)s %(m)s %(U)s%(q)s %(s)s %(B)s bytes %(M)s ms rid=%({x-request-id}o)s"
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,

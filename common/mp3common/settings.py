@@ -68,6 +68,7 @@ PUBLISHED_SECRETS = frozenset(
         "dev-mongodb-password",
         "dev-mongodb-root-password",
         "dev-rabbitmq-password",
+        "dev-only-log-account-key-do-not-deploy",  # the gateway's LOG_ACCOUNT_KEY
     }
 )
 

@@ -16,11 +16,17 @@ The client address is `request.remote_addr`: the socket's peer, or with
 TRUSTED_PROXY_HOPS = n the address the n-th proxy from us (the ingress) wrote in
 X-Forwarded-For (werkzeug's ProxyFix). Anything a client writes there itself stands to the
 left of what the ingress writes, and is never read.
+
+Every refused login (401 from auth, or 429 here) is logged with that client address and
+the account as HMAC-SHA256(LOG_ACCOUNT_KEY, email) (`account_key`), never the email or
+the password: guesses at one account, from one place or many, share one value in the logs.
+The counters are keyed by the same value.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import math
 import time
@@ -57,6 +63,7 @@ MAX_REMEMBERED_REFUSALS = 100_000
 class LoginLimits:
     def __init__(self, settings: Settings, refusal_delay_seconds: float = 0.0) -> None:
         self.refusal_delay_seconds = refusal_delay_seconds
+        self._key = settings.log_account_key.encode()
         self.per_address = parse_many(settings.login_limit_per_address)
         self.per_account = parse_many(settings.login_limit_per_account_and_address)
         self._local = MovingWindowRateLimiter(MemoryStorage())
@@ -70,11 +77,8 @@ class LoginLimits:
     def check(self) -> None:
         """Count this login; ApiError 429 (Retry-After) when one of the limits is spent."""
         address = request.remote_addr or "unknown"
-        try:
-            credentials = request.authorization
-        except ValueError:  # werkzeug cannot read it (not ASCII where base64 belongs)
-            credentials = None
-        account = _account_of(credentials)
+        credentials = _credentials()
+        account = account_key(self._key, credentials)
         self._count(self.per_address, ("login-address", address), _FROM_ADDRESS)
         self._count(self.per_account, ("login-account", address, account), _FOR_ACCOUNT)
 
@@ -139,13 +143,21 @@ _FOR_ACCOUNT = (
 )
 
 
-def _account_of(credentials: Authorization | None) -> str:
-    """The account a login names, as auth normalises it, hashed: the counters hold no
-    email addresses. '-' when it names none."""
+def account_key(key: bytes, credentials: Authorization | None) -> str:
+    """The account a login names, as auth normalises it, as HMAC-SHA256(key, email): the
+    logs and the counters hold no email address, and without the key nobody can test a
+    guessed one against them. '-' when it names none."""
     if credentials is None or credentials.type != "basic" or not credentials.username:
         return "-"
     email = credentials.username.strip().lower()
-    return hashlib.sha256(email.encode()).hexdigest()[:24]
+    return hmac.new(key, email.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _credentials() -> Authorization | None:
+    try:
+        return request.authorization
+    except ValueError:  # werkzeug cannot read it (not ASCII where base64 belongs)
+        return None
 
 
 def install(app: Flask, settings: Settings) -> None:
@@ -159,6 +171,27 @@ def install(app: Flask, settings: Settings) -> None:
     def _limit_logins() -> None:
         if request.endpoint == LOGIN_ENDPOINT:
             limits.check()
+
+    key = settings.log_account_key.encode()
+
+    @app.after_request
+    def _log_refused_logins(response):
+        if request.endpoint == LOGIN_ENDPOINT and response.status_code in (401, 429):
+            client = request.remote_addr or "unknown"
+            account = account_key(key, _credentials())
+            log.warning(
+                "login refused (%d) for account %s from %s",
+                response.status_code,
+                account,
+                client,
+                extra={
+                    "event": "login_refused",
+                    "client": client,
+                    "account": account,
+                    "status": response.status_code,
+                },  # fmt: skip
+            )
+        return response
 
 
 def _waiting_is_cheap() -> bool:

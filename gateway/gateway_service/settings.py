@@ -19,6 +19,9 @@ from mp3common.settings import (
 
 GiB = 1024**3
 
+#: LOG_ACCOUNT_KEY's development value: published here, so production refuses it.
+DEV_LOG_ACCOUNT_KEY = "dev-only-log-account-key-do-not-deploy"  # noqa: S105
+
 
 def auth_base_url(address: str) -> str:
     """AUTH_SVC_ADDRESS as the reference had it (`host:port`), or with a scheme."""
@@ -34,6 +37,12 @@ def _rate_limits(value: str) -> str:
     except ValueError:
         raise ValueError(f"must be rate limits such as 10/minute;50/hour, not {value!r}") from None
     return value
+
+
+def _a_32_byte_key(key: str) -> str:
+    if len(key.encode()) < 32:
+        raise ValueError("must be at least 32 bytes (an HMAC-SHA256 key)")
+    return key
 
 
 def _an_http_url(url: str) -> str:
@@ -96,6 +105,12 @@ class Settings(BrokerSettings, StoreSettings, MediaSettings, RetentionSettings):
     #: Where the login counters live: `mongodb` (MONGODB_URI, MONGODB_DB: shared by every
     #: replica) or `memory` (this process only: tests).
     login_limit_storage: Literal["mongodb", "memory"] = "mongodb"
+    #: The HMAC key that names an account in the logs and the login counters: a refused
+    #: login logs its client and HMAC-SHA256(key, email), never the email, so one account's
+    #: guesses line up across replicas and restarts while the logs name no one.
+    log_account_key: Annotated[
+        str, DevDefault(DEV_LOG_ACCOUNT_KEY, secret=True), AfterValidator(_a_32_byte_key)
+    ]
 
     #: How often the expiry sweep removes what has expired: outputs, kept videos (0 = never).
     expiry_sweep_interval_seconds: int = Field(60, ge=0)

@@ -45,6 +45,7 @@ def rendered(dev) -> list[dict]:
             "MYSQL_ROOT_PASSWORD": secrets.token_hex(16),  # MySQL's own: no MySQL image here
             "MYSQL_PASSWORD": dev["MYSQL_PASSWORD"],
             "JWT_SECRET": dev["JWT_SECRET"],
+            "LOG_ACCOUNT_KEY": dev["LOG_ACCOUNT_KEY"],
             "MONGODB_ROOT_PASSWORD": secrets.token_hex(16),
             "RABBITMQ_ADMIN_PASSWORD": secrets.token_hex(16),  # the UI's: no broker image here
             # Each service's own accounts, which dev/stack.sh made in the dev stores.
