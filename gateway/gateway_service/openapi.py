@@ -178,6 +178,8 @@ def _job_operations() -> dict[str, Any]:
 
 
 def _operations() -> dict[str, Any]:
+    from . import tus_openapi  # it builds on this module's helpers
+
     jobs_query = api.query_parameters(api.JobsQuery)
     fid_query = api.query_parameters(api.FidQuery)
     return {
@@ -434,6 +436,7 @@ def _operations() -> dict[str, Any]:
                 ),
             }
         },
+        **tus_openapi.paths(),  # resumable uploads (tus 1.0)
     }
 
 

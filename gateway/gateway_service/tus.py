@@ -442,6 +442,7 @@ def _job_answer(fid: ObjectId):
     view = {
         **public_view(job),
         "status_url": url_for("gateway.status", fid=str(fid)),
+        "job_url": url_for("gateway.job", fid=str(fid)),
         "download_url": url_for("gateway.download", fid=str(fid)),
     }
     response = jsonify(view)
