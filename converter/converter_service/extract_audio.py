@@ -69,16 +69,6 @@ from .failures import (
 from .ffmpeg_args import Plan, ffmpeg_command
 from .ffmpeg_process import Timeouts, run_ffmpeg
 
-__all__ = [
-    "Audio",
-    "FfmpegKilled",
-    "Interrupted",
-    "Timeouts",
-    "UnusableMedia",
-    "extract_audio",
-    "ffmpeg_command",
-]
-
 log = logging.getLogger(__name__)
 
 #: Reports how far the work is: (per cent done 0-100, seconds to go), either None when not
@@ -144,7 +134,7 @@ def extract_audio(
     )
     started = time.monotonic()
     run = functools.partial(run_ffmpeg, timeouts=timeouts, should_stop=should_stop)
-    loudness_warning = _convert(source, target, plan, ffmpeg, run, _Progress(on_progress, plan))
+    loudness_warning = _convert(source, target, plan, ffmpeg, run, Progress(on_progress, plan))
     audio = _check_output(target, plan)
     if max_media_seconds and audio.duration_seconds > max_media_seconds:
         raise too_long(audio.duration_seconds, max_media_seconds, trimmed=options.trimmed)
@@ -158,17 +148,25 @@ def extract_audio(
         time.monotonic() - started,
     )
     on_progress(100.0, 0.0)
+    warning = "; ".join(filter(None, (audio.warning, loudness_warning))) or None
+    audio = replace(audio, warning=warning, copied=plan.copy, tags=source_tags)
+    return _with_tags(audio, target, options, source, found, ffmpeg, on_progress)
+
+
+def _with_tags(
+    audio: Audio,
+    target: Path,
+    options: ConversionOptions,
+    source: Path,
+    found: media.Probe,
+    ffmpeg: str,
+    on_progress: ProgressReport,
+) -> Audio:
+    """The output tagged (`audio.tags`) and given its cover; neither fails the job."""
     cover = tags.make_cover(ffmpeg, source, found, target.with_name("cover.jpg"))
     on_progress(None, None)
-    has_cover = tags.write_tags(target, options.output, source_tags, cover)
-    return replace(
-        audio,
-        size=target.stat().st_size,  # with its tags and cover
-        warning="; ".join(filter(None, (audio.warning, loudness_warning))) or None,
-        copied=plan.copy,
-        tags=source_tags,
-        cover=has_cover,
-    )
+    has_cover = tags.write_tags(target, options.output, audio.tags, cover)
+    return replace(audio, size=target.stat().st_size, cover=has_cover)  # the size, tagged
 
 
 def _polling(should_stop: Callable[[], bool], on_progress: ProgressReport) -> Callable[[], bool]:
@@ -182,7 +180,7 @@ def _polling(should_stop: Callable[[], bool], on_progress: ProgressReport) -> Ca
     return poll
 
 
-class _Progress:
+class Progress:
     """ffmpeg's output time in one pass → per cent done and seconds to go over all passes
     (the eta from the time taken so far), handed to `on_progress`."""
 
@@ -204,8 +202,12 @@ class _Progress:
         return on_time
 
 
+#: `run_ffmpeg` with this job's time limit and stop: (command, on_time=…) → stderr.
+Run = Callable[..., str]
+
+
 def _convert(
-    source: Path, target: Path, plan: Plan, ffmpeg: str, run, progress: _Progress
+    source: Path, target: Path, plan: Plan, ffmpeg: str, run: Run, progress: Progress
 ) -> str | None:
     """ffmpeg's passes; a warning for the owner when the loudness was left as it was."""
     loudnorm, warning = None, None
@@ -217,7 +219,7 @@ def _convert(
 
 
 def _measure(
-    source: Path, plan: Plan, ffmpeg: str, run, on_time: Callable[[float | None], None]
+    source: Path, plan: Plan, ffmpeg: str, run: Run, on_time: Callable[[float | None], None]
 ) -> tuple[str | None, str | None]:
     """Pass 1: the loudness filter for pass 2, or None and why not."""
     target_lufs = plan.options.normalize

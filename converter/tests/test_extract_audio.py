@@ -11,14 +11,9 @@ import media
 import pytest
 from mutagen.mp3 import MP3
 
-from converter_service.extract_audio import (
-    FfmpegKilled,
-    Interrupted,
-    Timeouts,
-    UnusableMedia,
-    _Progress,
-    extract_audio,
-)
+from converter_service.extract_audio import Progress, extract_audio
+from converter_service.failures import FfmpegKilled, Interrupted, UnusableMedia
+from converter_service.ffmpeg_process import Timeouts
 from mp3common.options import parse_options
 from mp3common.transient import transient
 
@@ -171,7 +166,7 @@ def test_passes_share_the_progress_half_and_half():
     reports = []
     options, _ = parse_options({"normalize": "-16"})
     plan = SimpleNamespace(span=100.0, passes=2, options=options)
-    progress = _Progress(lambda per_cent, eta: reports.append(per_cent), plan)
+    progress = Progress(lambda per_cent, eta: reports.append(per_cent), plan)
     progress.of_pass(0)(50.0)
     progress.of_pass(1)(None)  # no time yet: reported as nothing new
     progress.of_pass(1)(50.0)

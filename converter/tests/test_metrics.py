@@ -11,7 +11,8 @@ from prometheus_client import REGISTRY
 
 from converter_service import build_consumer
 from converter_service import settings as settings_module
-from converter_service.extract_audio import UnusableMedia, extract_audio
+from converter_service.extract_audio import extract_audio
+from converter_service.failures import UnusableMedia
 
 
 def value(name: str, **labels: str) -> float:

@@ -9,7 +9,8 @@ from mutagen.mp4 import MP4
 from mutagen.oggopus import OggOpus
 from mutagen.wave import WAVE
 
-from converter_service.extract_audio import UnusableMedia, extract_audio
+from converter_service.extract_audio import extract_audio
+from converter_service.failures import UnusableMedia
 from mp3common.options import FORMATS, parse_options
 from mp3testing.media import loudness
 
