@@ -6,8 +6,6 @@ result read back with mutagen and ffmpeg's own loudness meter (`ebur128`).
 from __future__ import annotations
 
 import io
-import re
-import subprocess
 import time
 from pathlib import Path
 
@@ -18,10 +16,10 @@ from mutagen.mp3 import MP3
 from mutagen.oggopus import OggOpus
 from PIL import Image
 from pymongo import MongoClient
-from reference_flow import FFMPEG, GATEWAY, mails_to, wait_for_mails
+from reference_flow import GATEWAY, mails_to, wait_for_mails
 
 from mp3testing import wait_until
-from mp3testing.media import ffmpeg, make_clip
+from mp3testing.media import ffmpeg, loudness, make_clip
 
 pytestmark = pytest.mark.stack  # drives the stack make run started
 
@@ -71,18 +69,6 @@ def fetch(session: requests.Session, fid: str, target: Path) -> requests.Respons
     assert response.status_code == 200, response.text
     target.write_bytes(response.content)
     return response
-
-
-def loudness(path: Path) -> float:
-    """The file's integrated loudness in LUFS, as ffmpeg's EBU R128 meter reads it."""
-    run = subprocess.run(
-        [FFMPEG, "-hide_banner", "-nostats", "-i", str(path), "-af", "ebur128", "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr
-    return float(re.findall(r"I:\s+(-?[\d.]+) LUFS", run.stderr)[-1])
 
 
 def long_wav(path: Path, minutes: float) -> Path:
