@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 from converter_service import build_consumer
 from converter_service import settings as settings_module
 from converter_service.handler import CRASHED, GAVE_UP, INTERNAL_ERROR, JobHandler
+from converter_service.storage import Storage
 from mp3common.amqp import DELIVERY_LIMIT, Consumer, Delivery, PermanentError
 from mp3common.jobs import MP3_BUCKET, AttemptEnd, now
 from mp3common.mongo import client
@@ -370,3 +371,33 @@ def test_the_owners_media_limit_counts_the_part_converted(world, media_dir):
         "the file is 1 h long; this service converts at most 30 min per file"
     )
     assert trimmed_job.state == "done" and abs(trimmed_job.duration_seconds - 60) < 0.1
+
+
+def test_an_upload_stopped_by_a_cancel_leaves_no_chunk(world, tmp_path):
+    """The job watch raises between chunks: the part already written is removed."""
+    output = tmp_path / "out.mp3"
+    output.write_bytes(b"x" * (3 * 1024 * 1024))  # three chunks
+    checks = []
+
+    def check():
+        checks.append(1)
+        if len(checks) == 2:
+            raise Withdrawn
+
+    storage = Storage(world.database)
+    with pytest.raises(Withdrawn):
+        storage.store_output(
+            output,
+            output_id=ObjectId(),
+            job_id=ObjectId(),
+            attempt=1,
+            filename="out.mp3",
+            content_type="audio/mpeg",
+            check=check,
+        )
+    assert world.database[f"{MP3_BUCKET}.chunks"].count_documents({}) == 0
+    assert world.database[f"{MP3_BUCKET}.files"].count_documents({}) == 0
+
+
+class Withdrawn(Exception):
+    """What the job watch raises for a cancelled job (here, from the test)."""
