@@ -26,3 +26,7 @@ def flatmap_body(context, body):
     if not isinstance(body, dict) or not isinstance(body.get("file"), (str, bytes)):
         return st.just(body)
     return st.sampled_from([body, {**body, "file": MEDIA}])
+
+
+# tus's PATCH body (/uploads/{fid}) is raw bytes, sent as schemathesis sends any binary body.
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")

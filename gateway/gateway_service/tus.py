@@ -145,7 +145,9 @@ def _tus_headers(response):
 
 
 def _check_version() -> None:
-    """Every request but OPTIONS names the protocol version it speaks (tus 1.0, core)."""
+    """Every request but OPTIONS names the protocol version it speaks (tus 1.0, core).
+    Asked after the token and the headers' own form, so that what is malformed is told
+    as such (401, 400) before a missing version is."""
     version = request.headers.get("Tus-Resumable")
     if version != TUS_VERSION:
         raise ApiError(
@@ -250,7 +252,6 @@ def tus_options():
 @bp.post("/uploads")
 def create_upload():
     """Creation: an empty upload of Upload-Length bytes, its options in Upload-Metadata."""
-    _check_version()
     owner = _owner()
     settings = current_app.config["SETTINGS"]
     if request.headers.get("Upload-Defer-Length"):
@@ -260,6 +261,7 @@ def create_upload():
             "Send Upload-Length: this server does not take uploads of unknown length.",
         )
     length = _whole_number("Upload-Length", request.headers.get("Upload-Length"))
+    _check_version()
     if length > settings.max_upload_bytes:
         raise uploads.too_large(settings.max_upload_bytes)
     if length == 0:
@@ -303,8 +305,9 @@ def create_upload():
 @bp.route("/uploads/<fid>", methods=["HEAD"])
 def upload_offset(fid: str):
     """Where the upload stands: how many bytes the server has (resume from there)."""
+    owner = _owner()
     _check_version()
-    upload = Upload.from_document(_owned(fid, _owner()))
+    upload = Upload.from_document(_owned(fid, owner))
     response = current_app.response_class(status=200)
     response.headers["Upload-Offset"] = str(upload.offset)
     response.headers["Upload-Length"] = str(upload.length)
@@ -318,8 +321,9 @@ def upload_offset(fid: str):
 @bp.route("/uploads/<fid>", methods=["DELETE"])
 def terminate_upload(fid: str):
     """Termination: the upload and every byte of it are removed."""
+    owner = _owner()
     _check_version()
-    document = _owned(fid, _owner())
+    document = _owned(fid, owner)
     database = _database()
     claimed = uploads_collection(database).find_one_and_delete(
         {"_id": document["_id"], "state": UPLOADING}
@@ -339,7 +343,6 @@ def terminate_upload(fid: str):
 @bp.route("/uploads/<fid>", methods=["PATCH"])
 def patch_upload(fid: str):
     """Core: the bytes from Upload-Offset on; the last byte makes the job."""
-    _check_version()
     owner = _owner()
     content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
     if content_type != "application/offset+octet-stream":
@@ -349,6 +352,7 @@ def patch_upload(fid: str):
             "Send the bytes of a PATCH as Content-Type: application/offset+octet-stream.",
         )
     offset = _whole_number("Upload-Offset", request.headers.get("Upload-Offset"))
+    _check_version()
     document = _owned(fid, owner)
     database = _database()
     if document["state"] != UPLOADING:

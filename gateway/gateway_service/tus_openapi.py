@@ -14,12 +14,15 @@ from mp3common.options import OPTION_NAMES
 from . import openapi
 from .tus import TUS_EXTENSIONS, TUS_VERSION
 
+#: Required by tus on every request but OPTIONS; its absence or another version is
+#: answered (412 `unsupported_tus_version`), so the document takes any value.
 _TUS_RESUMABLE = {
     "name": "Tus-Resumable",
     "in": "header",
-    "required": True,
-    "description": f"The tus protocol version the client speaks: {TUS_VERSION}.",
-    "schema": {"type": "string", "enum": [TUS_VERSION]},
+    "required": False,
+    "description": f"The tus protocol version the client speaks: send {TUS_VERSION}; "
+    "without it, or with another, the answer is 412.",
+    "schema": {"type": "string"},
 }
 _FID = {
     "name": "fid",

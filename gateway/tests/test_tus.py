@@ -91,6 +91,7 @@ def test_options_says_what_the_server_speaks(client):
 # Each row: the request's headers beside a valid token, then the exact status and error.
 REFUSED_CREATIONS = [
     ("no-version", {"Upload-Length": "10"}, 412, "unsupported_tus_version"),
+    ("no-version-and-no-length", {}, 400, "invalid_upload_length"),
     ("old-version", {**TUS, "Tus-Resumable": "0.2.2", "Upload-Length": "10"}, 412,
      "unsupported_tus_version"),
     ("no-length", {**TUS}, 400, "invalid_upload_length"),
