@@ -89,6 +89,11 @@ class Settings(BrokerSettings, StoreSettings, MediaSettings, RetentionSettings):
     #: orphan sweep, takes it for one whose gateway worker died and removes its chunks
     #: (longer than any pause a live upload makes).
     orphan_upload_age_seconds: int = Field(900, ge=1)
+    #: How long a resumable upload (tus.py) may go untouched before it expires and the
+    #: sweep removes it with its bytes (its Upload-Expires).
+    tus_upload_expiry_seconds: int = Field(24 * 3600, ge=60)
+    #: How often each process removes expired resumable uploads (0 = never).
+    tus_expiry_sweep_seconds: int = Field(60, ge=0)
 
     #: How many proxies in front of the gateway write X-Forwarded-For: the client
     #: address is the one the outermost of them reports (1: the ingress). 0 believes no

@@ -72,22 +72,11 @@ READ_BYTES = 64 * 1024
 #: `LEASE_REFRESH_SECONDS` of reading); a gateway that died mid-PATCH frees it after this.
 LEASE_SECONDS = 60.0
 LEASE_REFRESH_SECONDS = 15.0
-#: Defaults of the settings TUS_UPLOAD_EXPIRY_SECONDS and TUS_EXPIRY_SWEEP_SECONDS.
-DEFAULT_EXPIRY_SECONDS = 24 * 3600
-DEFAULT_SWEEP_SECONDS = 60
 #: Metadata keys tus clients add on their own (tus-js-client, Uppy, tuspy): not options.
 CLIENT_METADATA = frozenset(
     {"filename", "name", "filetype", "type", "relativepath", "contenttype", "content_type"}
 )
 UPLOADING, FINISHING, DONE = "uploading", "finishing", "done"
-
-
-def expiry_seconds(settings: Any) -> int:
-    return int(getattr(settings, "tus_upload_expiry_seconds", DEFAULT_EXPIRY_SECONDS))
-
-
-def sweep_seconds(settings: Any) -> int:
-    return int(getattr(settings, "tus_expiry_sweep_seconds", DEFAULT_SWEEP_SECONDS))
 
 
 def uploads_collection(database: Database) -> Collection:
@@ -222,7 +211,7 @@ def _owner() -> str:
 
 
 def _expiry() -> dt.datetime:
-    return now() + dt.timedelta(seconds=expiry_seconds(current_app.config["SETTINGS"]))
+    return now() + dt.timedelta(seconds=current_app.config["SETTINGS"].tus_upload_expiry_seconds)
 
 
 def discard(database: Database, fid: ObjectId) -> None:
@@ -612,7 +601,7 @@ class PatchWriter:
         `holding`, else given up). ApiError 409 if the lease was lost meanwhile."""
         moment = now()
         self.expires_at = moment + dt.timedelta(
-            seconds=expiry_seconds(current_app.config["SETTINGS"])
+            seconds=current_app.config["SETTINGS"].tus_upload_expiry_seconds
         )
         patch = {"by": self.token, "until": moment + dt.timedelta(seconds=LEASE_SECONDS)}
         result = self.uploads.update_one(
@@ -705,6 +694,6 @@ class TusSweeper(threading.Thread):
 
 @bp.record_once
 def _start_sweeper(state) -> None:
-    interval = sweep_seconds(state.app.config["SETTINGS"])
+    interval = state.app.config["SETTINGS"].tus_expiry_sweep_seconds
     if interval > 0:
         TusSweeper(state.app, interval).start()
