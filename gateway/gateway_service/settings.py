@@ -91,7 +91,7 @@ class Settings(BrokerSettings, StoreSettings, MediaSettings, RetentionSettings):
     orphan_upload_age_seconds: int = Field(900, ge=1)
     #: How long a resumable upload (tus.py) may go untouched before it expires and the
     #: sweep removes it with its bytes (its Upload-Expires).
-    tus_upload_expiry_seconds: int = Field(24 * 3600, ge=60)
+    tus_upload_expiry_seconds: int = Field(24 * 3600, ge=1)
     #: How often each process removes expired resumable uploads (0 = never).
     tus_expiry_sweep_seconds: int = Field(60, ge=0)
 
