@@ -18,6 +18,7 @@ import pytest
 import requests
 from bson import ObjectId
 from conftest import GATEWAY_URL
+from gateway_process import GatewayProcess
 from pymongo import MongoClient
 from reference_flow import FFMPEG
 from tusclient.client import TusClient
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.stack  # drives the stack make run started
 MONGODB_URI = "mongodb://127.0.0.1:27017"
 CHUNK = 8 * 1024 * 1024
 TUS = {"Tus-Resumable": "1.0.0"}
+OFFSET_STREAM = "application/offset+octet-stream"
 
 
 @pytest.fixture
@@ -207,3 +209,35 @@ def test_another_users_upload_is_not_found_and_termination_leaves_nothing(
     assert database["tus_uploads"].count_documents({"_id": fid}) == 0
     assert database["videos.chunks"].count_documents({"files_id": fid}) == 0
     assert session.head(url, headers=TUS, timeout=10).status_code == 404
+
+
+def test_an_abandoned_upload_expires_and_the_sweep_leaves_nothing(session, tmp_path):
+    """A gateway of the test's own whose uploads expire after 2 s, swept every second."""
+    clip = make_clip(tmp_path / "clip.mp4", 2, args=["-c:v", "mpeg4", "-c:a", "aac"])
+    body = clip.read_bytes()
+    settings = {"TUS_UPLOAD_EXPIRY_SECONDS": "2", "TUS_EXPIRY_SWEEP_SECONDS": "1"}
+    with GatewayProcess(tmp_path / "gateway.log", **settings) as gateway:
+        made = session.post(
+            f"{gateway.url}/uploads",
+            headers={**TUS, "Upload-Length": str(len(body) + CHUNK)},
+            timeout=10,
+        )
+        assert made.status_code == 201 and made.headers["Upload-Expires"].endswith(" GMT")
+        url = gateway.url + made.headers["Location"]
+        sent = session.patch(
+            url,
+            headers={**TUS, "Upload-Offset": "0", "Content-Type": OFFSET_STREAM},
+            data=body + b"\0" * (CHUNK // 2),
+            timeout=30,
+        )
+        assert sent.status_code == 204
+        fid = ObjectId(url.rsplit("/", 1)[1])
+        database = MongoClient(MONGODB_URI)["mp3converter"]
+        assert database["videos.chunks"].count_documents({"files_id": fid}) > 0
+
+        def gone() -> bool:
+            return session.head(url, headers=TUS, timeout=10).status_code == 404
+
+        assert wait_until(gone, 30, interval=0.5)
+        assert database["tus_uploads"].count_documents({"_id": fid}) == 0
+        assert database["videos.chunks"].count_documents({"files_id": fid}) == 0
