@@ -86,6 +86,11 @@ class Quotas:
         if self._per_hour and not self._limiter.hit(self._per_hour, "jobs", owner):
             raise self._too_many_jobs(self._per_hour, owner)
 
+    def close(self) -> None:
+        """Close the counters' MongoDB client (tests that build many gateways)."""
+        if self._per_hour:
+            self._limiter.storage.close()
+
     def _stored(self, owner: str) -> _Storage | None:
         limit = self._settings.quota_stored_bytes
         if not limit:

@@ -209,6 +209,7 @@ def make_app(environ):
     yield make
     for app in apps:
         app.extensions["gateway"].publisher.close()
+        app.extensions["gateway"].quotas.close()
 
 
 @pytest.fixture
