@@ -9,7 +9,8 @@ from bson import ObjectId
 from conftest import upload
 from forms import upload_with_options
 
-from mp3common.options import FORMATS, describe
+from gateway_service import openapi
+from mp3common.options import CHANNELS, FORMATS, OPTION_NAMES, describe
 from mp3testing import get_message
 
 NOTHING = {"files": 0, "chunks": 0, "jobs": 0}
@@ -138,3 +139,13 @@ def test_formats_is_the_catalog_and_needs_no_token(client):
     response = client.get("/formats")
     assert response.status_code == 200
     assert response.get_json() == json.loads(json.dumps(describe()))
+
+
+def test_the_documents_option_fields_are_the_catalogs():
+    form = openapi.document()["paths"]["/upload"]["post"]["requestBody"]["content"]
+    fields = form["multipart/form-data"]["schema"]["properties"]
+    assert list(fields) == ["file", *OPTION_NAMES]
+    assert fields["format"]["enum"] == [*FORMATS, ""]  # "": an empty field is none given
+    qualities = {quality.name for output in FORMATS.values() for quality in output.qualities}
+    assert set(fields["quality"]["enum"]) == qualities | {""}
+    assert fields["channels"]["enum"] == [*CHANNELS, ""]
