@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from bson import ObjectId
-from conftest import GATEWAY_URL
+from conftest import GATEWAY_URL, ROOT
 from gateway_process import GatewayProcess
 from pymongo import MongoClient
 from reference_flow import FFMPEG
@@ -241,3 +241,49 @@ def test_an_abandoned_upload_expires_and_the_sweep_leaves_nothing(session, tmp_p
         assert wait_until(gone, 30, interval=0.5)
         assert database["tus_uploads"].count_documents({"_id": fid}) == 0
         assert database["videos.chunks"].count_documents({"files_id": fid}) == 0
+
+
+def test_the_readmes_curl_loop_uploads_and_resumes(tmp_path):
+    """The README's curl commands, as written, then the loop again after the upload is
+    cut (a piece's connection dropped half way): it goes on from the server's offset."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("**With curl, or any tus client**", 1)[1]
+    script = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    create, loop = script.split("while :;", 1)
+    loop = "while :;" + loop
+    raw_video(tmp_path / "video.mkv", 20).rename(tmp_path / "video.mp4")  # 3 pieces: 8 MiB
+    size = (tmp_path / "video.mp4").stat().st_size
+    # First the creation and one piece; then a piece cut half way, as a drop does.
+    first_piece = loop.replace("done ", "break; done ", 1)
+    done = subprocess.run(
+        ["bash", "-euc", create + first_piece + '\necho "$URL" > url\n'],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    url = (tmp_path / "url").read_text().strip()
+    token = requests.post(
+        f"{GATEWAY_URL}/login", auth=("assylbek@email.com", "Admin123"), timeout=10
+    ).text
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    assert server_offset(session, url) == CHUNK
+    with (tmp_path / "video.mp4").open("rb") as source:
+        source.seek(CHUNK)
+        piece = source.read(CHUNK)
+    cut_patch(session, url, CHUNK, piece, len(piece) // 2)
+    assert wait_until(lambda: server_offset(session, url) == CHUNK + len(piece) // 2, 30)
+
+    resumed = subprocess.run(
+        ["bash", "-euc", create.split("URL=", 1)[0] + f"URL={url}\n" + loop],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    job = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert job["fid"] == url.rsplit("/", 1)[1] and job["size"] == size
+    assert job["options"]["format"] == "opus" and job["filename"] == "video.mp4"
