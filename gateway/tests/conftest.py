@@ -186,6 +186,7 @@ def environ(request, fake_auth):
         "VIDEO_QUEUE": "test.gateway.no-queue",
         "OUTBOX_RELAY_INTERVAL_SECONDS": "0",  # tests relay by hand (test_outbox.py)
         "EXPIRY_SWEEP_INTERVAL_SECONDS": "0",  # and sweep by hand (test_expiry.py)
+        "TUS_EXPIRY_SWEEP_SECONDS": "0",  # expired resumable uploads too (test_tus.py)
         # Login counters in the process; a test marked `stack` counts in its own database.
         "LOGIN_LIMIT_STORAGE": "memory",
     }
