@@ -138,8 +138,9 @@ class Job:
     #: The longest media this job may convert, in seconds (the owner's quota; None: the
     #: converter's own MAX_MEDIA_SECONDS alone).
     max_media_seconds: float | None = None
-    #: How many times its owner retried it.
+    #: How many times its owner retried it, and when it was last queued again so.
     retries: int = 0
+    queued_at: dt.datetime | None = None
     # --- the outbox: is the `video` message confirmed by the broker? --------------------
     published_at: dt.datetime | None = None
     republished: bool = False
@@ -266,7 +267,13 @@ class Jobs:
         writing it and publishing), claimed for republishing by exactly one caller."""
         return _job(
             self.collection.find_one_and_update(
-                {"state": QUEUED, "published_at": None, "created_at": {"$lt": created_before}},
+                {
+                    "state": QUEUED,
+                    "published_at": None,
+                    "created_at": {"$lt": created_before},
+                    # A retried job is queued anew: the relay waits from then, as for an upload.
+                    "$or": [{"queued_at": None}, {"queued_at": {"$lt": created_before}}],
+                },
                 {"$set": {"published_at": now(), "republished": True}},
                 return_document=ReturnDocument.AFTER,
             )
@@ -446,6 +453,7 @@ class Jobs:
                         "failed_attempts": 0,
                         "handed_back": 0,
                         "published_at": None,
+                        "queued_at": now(),
                     },
                     "$inc": {"retries": 1},
                     "$unset": {

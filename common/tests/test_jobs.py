@@ -66,6 +66,7 @@ def _full_document() -> dict:
         "notes": ["quality is ignored"],
         "max_media_seconds": 600.0,
         "retries": 1,
+        "queued_at": moment + dt.timedelta(seconds=6),
         "progress": 50.0,
         "eta_seconds": 3.0,
         "copied": True,
@@ -388,3 +389,19 @@ def test_a_job_whose_expiry_has_come_cannot_be_retried(jobs):
     assert jobs.retry(kept, "alice@example.com").state == "queued"
     assert jobs.retry(due, "alice@example.com") is None
     assert jobs.get(due).state == "failed"
+
+
+@pytest.mark.stack
+def test_the_outbox_relay_leaves_a_just_retried_job_to_the_retry_s_own_publish(jobs):
+    """A retried job's created_at is old: the relay must wait from the retry, as it waits
+    from an upload, or it publishes the job a second time beside the retry's publish."""
+    job_id = _new(jobs)
+    jobs.collection.update_one(
+        {"_id": job_id}, {"$set": {"created_at": dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)}}
+    )
+    jobs.fail(job_id, "a reason", expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    jobs.retry(job_id, "alice@example.com")
+    a_minute_ago = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    assert jobs.claim_unpublished(a_minute_ago) is None
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)  # its publish never confirmed
+    assert jobs.claim_unpublished(later).id == job_id
