@@ -377,14 +377,7 @@ def patch_upload(fid: str):
             if not data:
                 break
             writer.write(data, ffmpeg=ffmpeg)
-        if request.stream.read(1):
-            writer.save()
-            raise ApiError(
-                413,
-                "past_upload_length",
-                f"The body goes past the upload's length ({writer.length} bytes); the bytes "
-                "up to it are kept.",
-            )
+        too_long = bool(request.stream.read(1))
     except UploadRefused as exc:
         discard(database, writer.fid)
         log.info("upload %s refused on its first bytes: %s", fid, exc.code)
@@ -397,6 +390,13 @@ def patch_upload(fid: str):
         writer.save_quietly()
         raise
     writer.save()
+    if too_long:
+        raise ApiError(
+            413,
+            "past_upload_length",
+            f"The body goes past the upload's length ({writer.length} bytes); the bytes up "
+            "to it are kept.",
+        )
     if writer.offset < writer.length:
         response = current_app.response_class(status=204)
         response.headers["Upload-Offset"] = str(writer.offset)
