@@ -10,6 +10,7 @@ connection drops mid-PATCH and that resumes by itself when the browser is back o
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
@@ -255,3 +256,30 @@ def test_the_page_fits_a_phone(browser, person):
     page.get_by_role("heading", name="Log in").wait_for()
     assert page.evaluate("() => sessionStorage.length") == 0
     phone.close()
+
+
+def test_several_files_dropped_at_once_each_become_a_job(page, person, tmp_path):
+    address, password = person
+    page.goto(f"{GATEWAY_URL}/")
+    log_in(page, address, password)
+    clips = [
+        make_clip(tmp_path / name, 2, size="64x48", args=["-c:v", "mpeg4", "-c:a", "aac"])
+        for name in ("first.mp4", "second.mp4")
+    ]
+    files = [[clip.name, base64.b64encode(clip.read_bytes()).decode()] for clip in clips]
+    dropped = page.evaluate_handle(
+        """(files) => {
+            const transfer = new DataTransfer();
+            for (const [name, data] of files) {
+                const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], name, { type: "video/mp4" }));
+            }
+            return transfer;
+        }""",
+        files,
+    )
+    page.dispatch_event("#drop", "dragover", {"dataTransfer": dropped})
+    page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
+    for clip in clips:
+        job_row(page, clip.name).locator(".state", has_text="done").wait_for()
+    shot(page, "13-dropped-two")
