@@ -397,8 +397,8 @@
     progress.hidden = !["queued", "converting", "done"].includes(job.state);
     $(".eta", row).textContent = job.state === "converting"
       ? `${Math.round(job.progress || 0)} %` + (job.eta_seconds != null ? `, about ${duration(job.eta_seconds)} left` : "")
-      : (job.state === "done" && job.duration_seconds ? duration(job.duration_seconds) : "");
-    $(".options", row).textContent = describeOptions(job.options);
+      : (job.state === "done" && job.duration_seconds ? "length " + duration(job.duration_seconds) : "");
+    $(".job-options", row).textContent = describeOptions(job.options);
     $(".expires", row).textContent = job.expires_at
       ? (job.expired ? "expired" : "kept until " + new Date(job.expires_at).toLocaleString())
       : "";
