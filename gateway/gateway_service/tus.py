@@ -214,6 +214,14 @@ def _expiry() -> dt.datetime:
     return now() + dt.timedelta(seconds=current_app.config["SETTINGS"].tus_upload_expiry_seconds)
 
 
+def pending_bytes(database: Database, owner: str) -> int:
+    """The lengths of the owner's unfinished uploads: what they will take once complete."""
+    found = uploads_collection(database).find(
+        {"owner": owner, "state": UPLOADING}, projection={"length": 1}
+    )
+    return sum(document["length"] for document in found)
+
+
 def discard(database: Database, fid: ObjectId) -> None:
     """Remove an upload's chunks and record (termination, refusal, expiry)."""
     chunks_collection(database).delete_many({"files_id": fid})
@@ -258,8 +266,9 @@ def create_upload():
     metadata = parse_metadata(request.headers.get("Upload-Metadata"))
     options = options_of(metadata)
     # The quotas, as POST /upload asks them before its body: the hour's uploads, the
-    # bytes kept (the whole length is known now), and the media length to judge later.
-    limits = services().quotas.admit_upload(owner, length)
+    # bytes kept (the whole length is known now, and the owner's unfinished uploads count
+    # as if they were kept), and the media length to judge on the first bytes.
+    limits = services().quotas.admit_upload(owner, length + pending_bytes(_database(), owner))
     if length > limits.max_bytes:
         raise limits.too_large(length)
     filename = uploads.clean_filename(metadata.get("filename") or metadata.get("name"))

@@ -237,3 +237,14 @@ def test_expired_uploads_are_swept_with_their_chunks(client, alice, media, datab
     assert database["videos.chunks"].count_documents({}) == 0
     assert head(client, alice, old).status_code == 404
     assert head(client, alice, fresh).status_code == 200
+
+
+@pytest.mark.stack
+def test_unfinished_uploads_count_against_the_byte_quota(make_app, alice):
+    client = make_app(QUOTA_STORED_BYTES=str(10 * MiB)).test_client()
+    assert create(client, alice, 6 * MiB).status_code == 201
+    refused = create(client, alice, 6 * MiB)
+    assert refused.status_code == 413
+    assert refused.get_json()["error"] == "quota_exceeded"
+    assert refused.get_json()["quota"] == "stored_bytes"
+    assert create(client, alice, 3 * MiB).status_code == 201
