@@ -84,6 +84,9 @@ def test_the_image_installs_only_from_its_lock_with_hashes(service):
     for rest in installs[1:]:  # mp3common from the tree, nothing from an index
         assert "--no-deps" in rest and "--no-build-isolation" in rest and "-r" not in rest.split()
     assert "constraints.txt" not in dockerfile
+    # BuildKit sends only what <Dockerfile>.dockerignore admits: the lock must be among it.
+    ignore = (ROOT / service / "Dockerfile.dockerignore").read_text().splitlines()
+    assert f"!{service}/requirements.lock" in ignore
 
 
 def test_the_locks_and_constraints_agree():
