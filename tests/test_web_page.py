@@ -25,7 +25,11 @@ from mp3testing.media import make_clip, raw_video, raw_video_seconds
 
 pytestmark = pytest.mark.stack  # drives the stack make run started
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+#: The browser dev/install-browser.sh found or installed, looked for in the same order.
+CHROMIUM = next(
+    filter(None, map(shutil.which, ("chromium", "google-chrome-stable", "google-chrome"))),
+    "/usr/bin/chromium",
+)
 SCREENSHOTS = ROOT / "var" / "screenshots"
 # As tools/env asks of a browser started as root on a closed network.
 CHROMIUM_ARGS = [
