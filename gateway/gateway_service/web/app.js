@@ -272,6 +272,10 @@
           status("Connection lost: the upload resumes by itself when it is back (or press Resume).");
           return;
         }
+        if (code === 401) {
+          logout("Your session has ended; log in again (an upload resumes when you add the same file).");
+          return;
+        }
         item.state = "failed";
         buttons(true);
         $(".resume", row).hidden = true;
