@@ -121,7 +121,7 @@ lock: $(DEPLOY_VENV)/.installed ## refresh the images' hash-locked requirements 
 	dev/lock.sh
 
 deploy-check: $(VENV)/.installed $(DEPLOY_VENV)/.installed ## the offline deployment checks alone (no cluster, no Docker)
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests/test_deploy_checkers.py tests/test_deploy_consistency.py
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/test_deploy_*.py tests/test_locks.py
 
 # The images, built and run on this machine: podman (installed with apt when missing) or a
 # running Docker. Without a registry the base is a stand-in made offline (deploy/images.sh).
