@@ -287,3 +287,31 @@ def test_the_readmes_curl_loop_uploads_and_resumes(tmp_path):
     job = json.loads(resumed.stdout.strip().splitlines()[-1])
     assert job["fid"] == url.rsplit("/", 1)[1] and job["size"] == size
     assert job["options"]["format"] == "opus" and job["filename"] == "video.mp4"
+
+
+def test_any_replica_takes_the_next_piece(session, tmp_path):
+    """Two gateways (the stack's and one of the test's own) share nothing but MongoDB:
+    pieces sent to each in turn, cut anywhere, make one file and one job."""
+    video = raw_video(tmp_path / "two.mkv", 20)
+    data = video.read_bytes()
+    cuts = [0, 1_000_000, 3 * CHUNK // 2, 2 * CHUNK + 77, len(data)]
+    with GatewayProcess(tmp_path / "gateway.log") as other:
+        replicas = [GATEWAY_URL, other.url]
+        made = session.post(
+            f"{replicas[1]}/uploads",
+            headers={**TUS, "Upload-Length": str(len(data))},
+            timeout=10,
+        )
+        path = made.headers["Location"]
+        for number, (start, end) in enumerate(zip(cuts, cuts[1:], strict=False)):
+            replica = replicas[number % 2]
+            assert server_offset(session, replicas[1 - number % 2] + path) == start
+            answer = session.patch(
+                replica + path,
+                headers={**TUS, "Upload-Offset": str(start), "Content-Type": OFFSET_STREAM},
+                data=data[start:end],
+                timeout=30,
+            )
+            assert answer.status_code in (200, 204), answer.text
+    job = answer.json()
+    assert job["fid"] == path.rsplit("/", 1)[1] and job["size"] == len(data)

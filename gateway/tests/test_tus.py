@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 
 import pytest
 from bson import ObjectId
@@ -248,3 +249,29 @@ def test_unfinished_uploads_count_against_the_byte_quota(make_app, alice):
     assert refused.get_json()["error"] == "quota_exceeded"
     assert refused.get_json()["quota"] == "stored_bytes"
     assert create(client, alice, 3 * MiB).status_code == 201
+
+
+@pytest.mark.stack
+def test_a_patch_cut_mid_body_keeps_every_byte_that_arrived(client, alice, media, database):
+    video = media["mp4"] + b"\0" * (2 * CHUNK_SIZE_BYTES)
+    location = create(client, alice, len(video)).headers["Location"]
+    arrived = CHUNK_SIZE_BYTES + 4321  # a whole chunk and a piece of the next
+    answer = client.patch(
+        location,
+        headers={
+            **TUS,
+            **alice.headers,
+            "Upload-Offset": "0",
+            "Content-Type": "application/offset+octet-stream",
+            "Content-Length": str(len(video)),  # announced; the connection ends before
+        },
+        input_stream=io.BytesIO(video[:arrived]),
+    )
+    # However the server hears of the end (an early EOF, or ClientDisconnected), what
+    # arrived is kept; the answer goes nowhere.
+    assert answer.status_code in (204, 400)
+    assert head(client, alice, location).headers["Upload-Offset"] == str(arrived)
+    record = database["tus_uploads"].find_one({"_id": ObjectId(location.rsplit("/", 1)[1])})
+    assert (record["chunks"], len(record["tail"]), record["patch"]) == (1, 4321, None)
+    rest = patch(client, alice, location, arrived, video[arrived:])
+    assert rest.status_code == 200, rest.get_json()
