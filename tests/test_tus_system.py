@@ -243,12 +243,16 @@ def test_an_abandoned_upload_expires_and_the_sweep_leaves_nothing(session, tmp_p
         assert database["videos.chunks"].count_documents({"files_id": fid}) == 0
 
 
-def test_the_readmes_curl_loop_uploads_and_resumes(tmp_path):
-    """The README's curl commands, as written, then the loop again after the upload is
-    cut (a piece's connection dropped half way): it goes on from the server's offset."""
+def test_the_readmes_curl_loop_uploads_and_resumes(new_user, tmp_path):
+    """The README's curl commands, as written (a fresh user's credentials for the dev
+    user's), then the loop again after the upload is cut (a piece's connection dropped
+    half way): it goes on from the server's offset."""
     readme = (ROOT / "README.md").read_text()
     section = readme.split("**With curl, or any tus client**", 1)[1]
     script = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    address, password = new_user("readme")
+    assert "assylbek@email.com:Admin123" in script
+    script = script.replace("assylbek@email.com:Admin123", f"{address}:{password}")
     create, loop = script.split("while :;", 1)
     loop = "while :;" + loop
     raw_video(tmp_path / "video.mkv", 20).rename(tmp_path / "video.mp4")  # 3 pieces: 8 MiB
@@ -264,9 +268,7 @@ def test_the_readmes_curl_loop_uploads_and_resumes(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     url = (tmp_path / "url").read_text().strip()
-    token = requests.post(
-        f"{GATEWAY_URL}/login", auth=("assylbek@email.com", "Admin123"), timeout=10
-    ).text
+    token = requests.post(f"{GATEWAY_URL}/login", auth=(address, password), timeout=10).text
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     assert server_offset(session, url) == CHUNK

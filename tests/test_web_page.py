@@ -212,8 +212,11 @@ def test_pause_resume_and_a_dropped_connection_resume_the_upload(page, context, 
     page.locator("#file-input").set_input_files(str(video))
     upload = page.locator("#uploads li", has_text="lecture.mkv")
     page.wait_for_function("() => document.querySelector('#uploads .pause') !== null")
-    while not held:
+    for _ in range(1200):  # a minute at most
+        if held:
+            break
         page.wait_for_timeout(50)
+    assert held, f"the second PATCH never came (PATCHes: {patches})"
     upload.get_by_role("button", name="Pause the upload of lecture.mkv").click()
     upload.locator(".status", has_text="Paused").wait_for()
     try:
