@@ -653,10 +653,13 @@ class PatchWriter:
 
 
 def remove_expired_uploads(database: Database) -> int:
-    """Remove every upload past its `expires_at` that no PATCH holds; how many.
+    """Remove every upload past its `expires_at` that no PATCH holds; how many unfinished
+    ones were removed.
 
     An unfinished one goes with its chunks; a finished one's record only (its job owns the
-    file now). Each is claimed by one atomic delete, so two sweepers never share one.
+    file now). One whose gateway died while making its job (`finishing`) goes with its
+    file too, unless the job was made. Each is claimed by one atomic delete, so two
+    sweepers never share one.
     """
     removed = 0
     while True:
@@ -664,22 +667,29 @@ def remove_expired_uploads(database: Database) -> int:
         document = uploads_collection(database).find_one_and_delete(
             {
                 "expires_at": {"$lt": moment},
-                "state": {"$in": [UPLOADING, DONE]},
+                "state": {"$in": [UPLOADING, FINISHING, DONE]},
                 "$or": [{"patch": None}, {"patch.until": {"$lt": moment}}],
             }
         )
         if document is None:
             return removed
-        if document["state"] == UPLOADING:
-            chunks = chunks_collection(database).delete_many({"files_id": document["_id"]})
-            log.info(
-                "upload %s expired at %d of %d bytes: %d chunks removed",
-                document["_id"],
-                document["offset"],
-                document["length"],
-                chunks.deleted_count,
-            )
-            removed += 1
+        fid = document["_id"]
+        if document["state"] == DONE:
+            continue
+        if document["state"] == FINISHING:
+            if database["jobs"].find_one({"_id": fid}, {"_id": 1}) is not None:
+                continue
+            database[f"{VIDEO_BUCKET}.files"].delete_one({"_id": fid})
+        chunks = chunks_collection(database).delete_many({"files_id": fid})
+        log.info(
+            "upload %s expired at %d of %d bytes (%s): %d chunks removed",
+            fid,
+            document["offset"],
+            document["length"],
+            document["state"],
+            chunks.deleted_count,
+        )
+        removed += 1
 
 
 class TusSweeper(threading.Thread):

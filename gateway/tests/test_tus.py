@@ -275,3 +275,17 @@ def test_a_patch_cut_mid_body_keeps_every_byte_that_arrived(client, alice, media
     assert (record["chunks"], len(record["tail"]), record["patch"]) == (1, 4321, None)
     rest = patch(client, alice, location, arrived, video[arrived:])
     assert rest.status_code == 200, rest.get_json()
+
+
+@pytest.mark.stack
+def test_an_upload_whose_gateway_died_while_making_its_job_is_swept_with_its_file(database):
+    fid, past = ObjectId(), dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    database["tus_uploads"].insert_one(
+        {"_id": fid, "state": "finishing", "offset": 5, "length": 5, "expires_at": past}
+    )
+    database["videos.chunks"].insert_one({"files_id": fid, "n": 0, "data": b"12345"})
+    database["videos.files"].insert_one({"_id": fid, "length": 5, "chunkSize": CHUNK_SIZE_BYTES})
+    assert tus.remove_expired_uploads(database) == 1
+    assert database["videos.files"].count_documents({}) == 0
+    assert database["videos.chunks"].count_documents({}) == 0
+    assert database["tus_uploads"].count_documents({}) == 0
