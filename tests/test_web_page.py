@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import GATEWAY_URL, ROOT
+from playwright.sync_api import sync_playwright
 from reference_flow import FFMPEG
 
 from mp3testing.media import make_clip, raw_video, raw_video_seconds
@@ -46,9 +47,8 @@ TIMEOUT_MS = 60_000
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
     assert Path(CHROMIUM).exists(), "no chromium: run make browser (apt install chromium)"
-    with sync_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
