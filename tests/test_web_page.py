@@ -185,6 +185,9 @@ def test_log_in_convert_with_options_download_and_delete(page, person, tmp_path)
     page.locator("#file-input").set_input_files(str(clip))
     page.locator("#error").filter(has_text="end must be seconds").wait_for()
     shot(page, "08-bad-option")
+    refused_upload = page.locator("#uploads li", has_text="Not uploaded")
+    refused_upload.get_by_role("button", name="Dismiss the upload of holiday.mp4").click()
+    refused_upload.wait_for(state="detached")
 
 
 def test_pause_resume_and_a_dropped_connection_resume_the_upload(page, context, person, tmp_path):

@@ -279,6 +279,8 @@
         item.state = "failed";
         buttons(true);
         $(".resume", row).hidden = true;
+        $(".remove", row).textContent = "Dismiss";
+        $(".remove", row).setAttribute("aria-label", "Dismiss the upload of " + file.name);
         status("Not uploaded: " + messageOf(err));
         showError(`${file.name}: ${messageOf(err)}`);
         uploads.delete(item);
@@ -297,10 +299,12 @@
       $(".pause", row).focus();
     });
     $(".remove", row).addEventListener("click", () => {
+      const failed = item.state === "failed";
       item.state = "removed";
       uploads.delete(item);
-      item.upload.abort(true).catch(() => {});
       row.remove();
+      if (failed) return;  // the server keeps nothing of it already
+      item.upload.abort(true).catch(() => {});
       notice(`The upload of ${file.name} was cancelled.`);
     });
 
