@@ -205,15 +205,27 @@ class ConversionOptions(BaseModel):
     def trimmed(self) -> bool:
         return self.start is not None or self.end is not None
 
+    def span(self, duration: float | None) -> float | None:
+        """How many seconds of media `duration` seconds long are converted: from `start`
+        to `end` or the media's end; None when neither the length nor an end is known."""
+        stops = [moment for moment in (self.end, duration) if moment is not None]
+        return max(min(stops) - (self.start or 0.0), 0.0) if stops else None
+
     def decodes(self) -> bool:
         """Whether an option asks for the audio to be decoded and encoded again (a copy of
-        the stream cannot honour it): a loudness target, a channel layout, a chosen quality."""
-        return self.normalize is not None or self.channels is not None or self.quality_chosen
+        the stream cannot honour it): a loudness target, a channel layout, a chosen quality,
+        a trim (a copied stream cut keeps the source's length in its header: FLAC's
+        STREAMINFO, MP4's movie header; and it cuts at a packet, not at the sample)."""
+        return (
+            self.normalize is not None
+            or self.channels is not None
+            or self.quality_chosen
+            or self.trimmed
+        )
 
     def copies(self, codec: str | None) -> bool:
         """Whether a source audio stream of `codec` goes into the output as it is: it is
-        already the format's codec and no option needs decoding (trimming does not: it
-        cuts at the nearest packet, some 20 ms)."""
+        already the format's codec and no option needs decoding (see `decodes`)."""
         return bool(codec) and codec in self.output.copy_codecs and not self.decodes()
 
     def summary(self, *, copied: bool = False) -> str:

@@ -344,7 +344,8 @@ def test_public_shows_every_option_with_defaults_filled_in():
         ({"format": "m4a", "quality": "192k"}, "aac", True, False),
         ({"normalize": "-16"}, "mp3", True, False),
         ({"channels": "mono"}, "mp3", True, False),
-        ({"start": "10", "end": "20"}, "mp3", False, True),  # trim alone still copies
+        ({"start": "10", "end": "20"}, "mp3", True, False),  # a copy cut keeps the old length
+        ({"end": "20"}, "flac", True, False),
         ({"track": "1"}, "mp3", False, True),
         ({"format": "flac", "quality": "V2"}, "flac", False, True),  # ignored, not chosen
         ({}, "aac", False, False),  # another codec
@@ -393,7 +394,7 @@ def test_the_summary_says_the_options_in_words(fields, summary):
     ("fields", "summary"),
     [
         ({}, "MP3 (copied without re-encoding)"),
-        ({"format": "opus", "start": "10"}, "Opus (copied without re-encoding), 0:10-end"),
+        ({"format": "opus", "track": "1"}, "Opus (copied without re-encoding), audio track 1"),
         ({"format": "flac", "track": "eng"}, "FLAC (copied without re-encoding), audio track eng"),
     ],
 )

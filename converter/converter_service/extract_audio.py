@@ -82,6 +82,9 @@ CUT_OFF_MIN_SHARE = 0.1
 #: Opus is always decoded at 48 kHz (mutagen does not name a rate for it).
 OPUS_SAMPLE_RATE = 48000
 SILENT = "the audio is silent, so its loudness was left as it is"
+#: EBU R128 measures loudness over blocks of 0.4 s: a shorter sound has none to measure.
+SHORTEST_MEASURABLE_SECONDS = 0.4
+TOO_SHORT = "the audio is shorter than 0.4 s, too short to measure; its loudness was left as is"
 NOT_MEASURED = "the loudness could not be measured, so it was left as it is"
 
 
@@ -136,6 +139,14 @@ def extract_audio(
     run = functools.partial(run_ffmpeg, timeouts=timeouts, should_stop=should_stop)
     loudness_warning = _convert(source, target, plan, ffmpeg, run, Progress(on_progress, plan))
     audio = _check_output(target, plan)
+    if plan.copy and audio.warning:
+        # A copied stream keeps its own timeline: audio that starts late, or has gaps, comes
+        # out shorter than the file. Encoded, it is put on the file's timeline instead.
+        log.info("the copied audio is %.1f s of the file's %.1f s: encoding it instead",
+                 audio.duration_seconds, plan.expected_seconds or 0)  # fmt: skip
+        plan = replace(plan, copy=False)
+        loudness_warning = _convert(source, target, plan, ffmpeg, run, Progress(on_progress, plan))
+        audio = _check_output(target, plan)
     if max_media_seconds and audio.duration_seconds > max_media_seconds:
         raise too_long(audio.duration_seconds, max_media_seconds, trimmed=options.trimmed)
     log.info(
@@ -230,7 +241,8 @@ def _measure(
         log.warning("loudnorm printed no measurement: %s", stderr[-500:])
         return None, NOT_MEASURED
     if measured.silent:
-        return None, SILENT
+        short = plan.span is not None and plan.span < SHORTEST_MEASURABLE_SECONDS
+        return None, TOO_SHORT if short else SILENT
     log.info("loudness measured: %s", measured)
     return loudness.normalize_filter(target_lufs, measured, plan.sample_rate), None
 

@@ -111,7 +111,7 @@ def plan(
     if start is not None and probe.duration_seconds is not None:
         if start >= probe.duration_seconds:
             raise starts_past_the_end(start, probe.duration_seconds)
-    span = _span(start or 0.0, options.end, probe.duration_seconds)
+    span = options.span(probe.duration_seconds)
     # Without the file's length, an end is only an upper bound: `-t` and the check of the
     # result enforce the limit then.
     if max_seconds and probe.duration_seconds is not None and span > max_seconds:
@@ -157,11 +157,6 @@ def _listing(audio: Sequence[media.Stream]) -> str:
         f"{number} ({', '.join(filter(None, (stream.language, stream.codec)))})"
         for number, stream in enumerate(audio)
     )
-
-
-def _span(start: float, end: float | None, duration: float | None) -> float | None:
-    stops = [moment for moment in (end, duration) if moment is not None]
-    return max(min(stops) - start, 0.0) if stops else None
 
 
 def _length(start: float, end: float | None, max_seconds: float | None) -> float | None:

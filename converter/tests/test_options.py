@@ -12,6 +12,7 @@ from mutagen.wave import WAVE
 from converter_service.extract_audio import extract_audio
 from converter_service.failures import UnusableMedia
 from mp3common.options import FORMATS, parse_options
+from mp3testing.media import ffmpeg as encode
 from mp3testing.media import loudness
 
 KINDS = {"mp3": MP3, "m4a": MP4, "opus": OggOpus, "flac": FLAC, "wav": WAVE}
@@ -61,10 +62,37 @@ def test_trim_gives_the_length_between_start_and_end(fmt, media_dir, tmp_path):
     assert abs(mutagen.File(target).info.length - 1.5) <= 0.06, audio
 
 
-def test_a_copied_stream_is_trimmed_at_its_packets(media_dir, tmp_path):
-    source = media.make(media.SAMPLES["avi mpeg4+mp3"], media_dir)
-    audio, target = _convert(source, tmp_path, start="1", end="2.5")
-    assert audio.copied and abs(MP3(target).info.length - 1.5) <= 0.06
+@pytest.mark.parametrize(
+    ("sample", "fmt"), [("avi mpeg4+mp3", "mp3"), ("mp4 h264+aac", "m4a"), (None, "flac")]
+)
+def test_a_trim_is_encoded_so_that_the_header_says_the_trimmed_length(
+    sample, fmt, media_dir, tmp_path
+):
+    """Copied and cut, FLAC's STREAMINFO and MP4's movie header kept the source's length:
+    players showed 3 s for 1.5 s of sound."""
+    if sample:
+        source = media.make(media.SAMPLES[sample], media_dir)
+    else:
+        source = media_dir / "tone.flac"
+        encode("-f", "lavfi", "-i", "sine=frequency=440:duration=3", str(source))
+    audio, target = _convert(source, tmp_path, format=fmt, start="1", end="2.5")
+    assert not audio.copied
+    assert abs(mutagen.File(target).info.length - 1.5) <= 0.06
+    assert abs(audio.duration_seconds - 1.5) <= 0.06
+
+
+def test_a_copy_shorter_than_the_file_is_encoded_on_the_files_timeline(media_dir, tmp_path):
+    """AAC that starts 3 s into a 6 s MP4: copied, it was 3 s with a false 'cut off'."""
+    source = media_dir / "late.mp4"
+    encode(
+        "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=6",
+        "-itsoffset", "3", "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
+        "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
+        "-c:a", "aac", str(source),
+    )  # fmt: skip
+    audio, target = _convert(source, tmp_path, format="m4a")
+    assert not audio.copied and audio.warning is None
+    assert abs(mutagen.File(target).info.length - 6.0) <= 0.1
 
 
 def test_a_start_past_the_end_is_refused(media_dir, tmp_path):
@@ -101,6 +129,14 @@ def test_normalize_and_mono_measure_what_is_written(media_dir, tmp_path):
 def test_silence_is_left_as_it_is_with_a_warning(media_dir, tmp_path):
     audio, _ = _convert(media.silent_opus(media_dir, 5), tmp_path, normalize=-16)
     assert audio.warning == "the audio is silent, so its loudness was left as it is"
+
+
+def test_a_sound_too_short_to_measure_is_not_called_silent(media_dir, tmp_path):
+    """EBU R128 measures over 0.4 s blocks: 0.3 s of a loud tone has no loudness."""
+    source = media_dir / "blip.mp3"
+    encode("-f", "lavfi", "-i", "sine=frequency=440:duration=0.3", str(source))
+    audio, _ = _convert(source, tmp_path, normalize=-16)
+    assert audio.warning.startswith("the audio is shorter than 0.4 s")
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ sees the job cancelled or gone the next time it reports progress (within a secon
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from bson import ObjectId
 
@@ -61,15 +62,21 @@ def cancel_job(storage: Storage, job: Job, retention: RetentionSettings) -> Job:
     return cancelled
 
 
-def retry_job(storage: Storage, publisher: JobPublisher, job: Job) -> Job:
+def retry_job(
+    storage: Storage, publisher: JobPublisher, job: Job, *, admit: Callable[[], None]
+) -> Job:
     """Queue a failed or cancelled job again, same fid, and publish it as an upload is.
 
-    Should the broker not confirm, the job stays queued and unconfirmed, and the outbox
-    relay publishes it on its next round (it is older than the relay's age already).
+    `admit()` counts the retry as a job against its owner's quota (quotas.count_job,
+    raising when the hour's are spent), once the job is known to be retryable: a retry
+    converts and mails again, as an upload does. Should the broker not confirm, the job
+    stays queued and unconfirmed, and the outbox relay publishes it once it has waited its
+    age since the retry (`Jobs.claim_unpublished`).
     """
     refusal = _retry_refusal(storage, job)
     if refusal is not None:
         raise refusal
+    admit()
     queued = storage.jobs.retry(job.id, job.owner)
     if queued is None:  # the job changed since it was read
         current = storage.jobs.get(job.id) or job

@@ -122,8 +122,9 @@ class Quotas:
         limit = self._settings.quota_media_seconds
         return QuotaExceeded(
             "quota_exceeded",
-            f"The media is {seconds:.0f} s long; you may convert at most {limit:g} s per "
-            "upload. Send a shorter file (cut it before uploading).",
+            f"The media to convert is {seconds:.0f} s long; you may convert at most "
+            f"{limit:g} s per upload. Send a shorter file, or convert part of it "
+            "(start, end).",
             quota=MEDIA_SECONDS,
             limit=limit,
             duration_seconds=seconds,
@@ -136,7 +137,8 @@ class Quotas:
         limit = item.amount
         return TooManyJobs(
             "quota_exceeded",
-            f"You have made {limit} uploads in the last hour, as many as you may; try again "
+            f"You have made {limit} uploads and retries in the last hour, as many as you may; "
+            f"try again "
             f"in {seconds} s.",
             headers={"Retry-After": str(seconds)},
             quota=JOBS_PER_HOUR,

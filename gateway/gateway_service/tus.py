@@ -584,10 +584,10 @@ class PatchWriter:
                     "The file is not a video or audio file (judged by its content, not its "
                     "name); send a video such as MP4, MKV, WebM, MOV or AVI.",
                 )
-            longest = self.document.get("max_media_seconds")
-            if longest and found.duration_seconds and found.duration_seconds > longest:
+            if self.document.get("max_media_seconds") and found.duration_seconds:
                 limits = services().quotas.admit_upload(self.document["owner"], None)
-                raise limits.too_long(found.duration_seconds)
+                options = self.document.get("options") or {}
+                uploads.check_media_length(limits, options, found.duration_seconds)
             self.content_type = found.content_type
         while len(self.buffer) >= CHUNK_SIZE_BYTES:
             data = bytes(self.buffer[:CHUNK_SIZE_BYTES])

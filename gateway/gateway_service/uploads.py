@@ -122,6 +122,20 @@ def judge_options(fields: dict[str, str]) -> tuple[ConversionOptions, list[str]]
         raise invalid_option(exc) from None
 
 
+def check_media_length(
+    limits: UploadLimits, fields: dict[str, str], duration: float | None
+) -> None:
+    """Refuse (limits.too_long) media whose part to convert, judged by the options known so
+    far (a trim counts), is longer than the owner's quota, when its length is known."""
+    longest = limits.max_media_seconds
+    if not longest or limits.too_long is None or duration is None:
+        return
+    options, _ = judge_options(_known_before_the_file(fields))
+    seconds = options.span(duration)
+    if seconds is not None and seconds > longest:
+        raise limits.too_long(seconds)
+
+
 def _known_before_the_file(fields: dict[str, str]) -> dict[str, str]:
     """The fields that can be judged before those after the file are known: a quality
     depends on the format, which may still come."""
@@ -224,9 +238,7 @@ class _Receiver:
                 "name); send a video such as MP4, MKV, WebM, MOV or AVI.",
             )
         self.content_type, self.duration_seconds = found.content_type, found.duration_seconds
-        longest, seconds = self.limits.max_media_seconds, found.duration_seconds
-        if longest and self.limits.too_long and seconds is not None and seconds > longest:
-            raise self.limits.too_long(seconds)
+        check_media_length(self.limits, self.fields, found.duration_seconds)
         self.stored_file = GridFSUpload(
             self.database,
             self.bucket,

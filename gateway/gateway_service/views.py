@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
@@ -169,7 +170,10 @@ def cancel_job(fid: str):
 @bp.post("/jobs/<fid>/retry")
 def retry_job(fid: str):
     job = _owned(fid, _current_user())
-    return _accepted(lifecycle.retry_job(services().storage, services().publisher, job))
+    admit = functools.partial(services().quotas.count_job, job.owner)
+    return _accepted(
+        lifecycle.retry_job(services().storage, services().publisher, job, admit=admit)
+    )
 
 
 @bp.get("/formats")

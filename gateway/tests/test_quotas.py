@@ -209,3 +209,26 @@ def test_zero_turns_each_quota_off(make_app, alice, media, stored):
     for _ in range(3):
         assert upload(client, alice, [("file", "a.mp4", media["mp4"])]).status_code == 202
     assert {job["max_media_seconds"] for job in stored.jobs.collection.find()} == {None}
+
+
+def test_a_trim_is_what_counts_against_the_media_quota(make_app, alice, media, stored):
+    """The converter converts only the trimmed part: the quota judges that part too."""
+    client = make_app(QUOTA_MEDIA_SECONDS="1").test_client()  # the clip is 2 s long
+    within = {"end": "0.5", "file": (io.BytesIO(media["mp4"]), "a.mp4")}
+    assert client.post("/upload", headers=alice.headers, data=within).status_code == 202
+    past = {"start": "0.2", "file": (io.BytesIO(media["mp4"]), "a.mp4")}
+    refused = client.post("/upload", headers=alice.headers, data=past)
+    assert refused.status_code == 413
+    assert 1.7 < refused.get_json()["duration_seconds"] < 2.0  # 2 s less the 0.2 s skipped
+
+
+def test_a_retry_counts_against_the_hours_quota(make_app, alice, media, stored):
+    """A retry converts and mails again, as an upload does: a failure that always comes
+    back cannot be retried past the quota."""
+    client = make_app(QUOTA_JOBS_PER_HOUR="1").test_client()
+    fid = upload(client, alice, [("file", "a.mp4", media["mp4"])]).get_json()["fid"]
+    stored.jobs.fail(ObjectId(fid), "a reason", expires_at=now() + dt.timedelta(days=1))
+    response = client.post(f"/jobs/{fid}/retry", headers=alice.headers)
+    assert response.status_code == 429
+    assert response.get_json()["quota"] == "jobs_per_hour"
+    assert stored.jobs.get(ObjectId(fid)).state == "failed"
