@@ -37,3 +37,17 @@ def login(base_url: str, email: str, password: str) -> str:
     response = requests.post(f"{base_url}/login", auth=(email, password), timeout=10)
     response.raise_for_status()
     return response.text
+
+
+@pytest.fixture
+def signed_in(new_user):
+    """A function making a fresh user and logging it in: returns (email, a requests.Session
+    sending its Bearer token)."""
+
+    def sign_in(label: str) -> tuple[str, requests.Session]:
+        address, password = make_user(label)
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {login(GATEWAY_URL, address, password)}"
+        return address, session
+
+    return sign_in

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import GATEWAY_URL, ROOT
-from reference_flow import FFMPEG
 
 from mp3testing import wait_until
-from mp3testing.media import make_clip, raw_video
+from mp3testing.media import decode, make_clip, raw_video
 
 pytestmark = pytest.mark.stack  # drives the stack make run started
 
@@ -56,17 +55,6 @@ def mp3c(env, *args: str, cwd: Path | None = None, stdin: str | None = None):
     )
 
 
-def audio_of(path: Path) -> str:
-    run = subprocess.run(
-        [FFMPEG, "-hide_banner", "-i", str(path), "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert run.returncode == 0, run.stderr
-    return run.stderr
-
-
 def test_convert_leaves_the_mp3_beside_the_video_then_jobs_get_and_rm(logged_in, tmp_path):
     config = Path(logged_in["MP3C_CONFIG"])
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
@@ -75,7 +63,7 @@ def test_convert_leaves_the_mp3_beside_the_video_then_jobs_get_and_rm(logged_in,
     done = mp3c(logged_in, "convert", "clip.mp4", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     mp3 = tmp_path / "clip.mp3"
-    assert "Audio: mp3" in audio_of(mp3)
+    assert "Audio: mp3" in decode(mp3)
     fid = done.stdout.split("job ", 1)[1].split()[0]
     assert clip.exists()
 
@@ -97,7 +85,7 @@ def test_options_and_an_output_folder(logged_in, tmp_path):
                 "--quality", "96k", "--end", "3", "--channels", "mono",
                 "-o", str(tmp_path / "out"))  # fmt: skip
     assert done.returncode == 0, done.stderr
-    info = audio_of(tmp_path / "out" / "talk.opus")
+    info = decode(tmp_path / "out" / "talk.opus")
     assert "Audio: opus" in info and "mono" in info
 
 
@@ -154,4 +142,4 @@ def test_an_interrupted_convert_resumes_the_same_upload(logged_in, tmp_path):
     assert again.returncode == 0, again.stderr
     assert f"job {url.rsplit('/', 1)[1]}" in again.stdout  # the same upload, finished
     assert json.loads(config.read_text()).get("uploads") == {}
-    assert "Audio: mp3" in audio_of(tmp_path / "long.mp3")
+    assert "Audio: mp3" in decode(tmp_path / "long.mp3")

@@ -29,13 +29,9 @@ MONGODB_URI = "mongodb://127.0.0.1:27017"
 
 
 @pytest.fixture
-def user(new_user):
+def user(signed_in):
     """A fresh user's (address, session with its Bearer token)."""
-    address, password = new_user("options")
-    session = requests.Session()
-    token = session.post(f"{BASE}/login", auth=(address, password), timeout=10).text
-    session.headers["Authorization"] = f"Bearer {token}"
-    return address, session
+    return signed_in("options")
 
 
 def send(session: requests.Session, path: Path, **options: str) -> dict:
@@ -231,12 +227,9 @@ def job_id(fid: str):
     return ObjectId(fid)
 
 
-def test_delete_removes_the_files_and_the_record_and_only_the_owners(user, new_user, tmp_path):
+def test_delete_removes_the_files_and_the_record_and_only_the_owners(user, signed_in, tmp_path):
     _, session = user
-    other_address, other_password = new_user("other")
-    other = requests.Session()
-    token = other.post(f"{BASE}/login", auth=(other_address, other_password), timeout=10).text
-    other.headers["Authorization"] = f"Bearer {token}"
+    _, other = signed_in("other")
     job = send(session, make_clip(tmp_path / "clip.mp4", 2))
     fid = job["fid"]
     done = wait_for(session, fid, "done", "failed")

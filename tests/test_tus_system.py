@@ -35,12 +35,8 @@ OFFSET_STREAM = "application/offset+octet-stream"
 
 
 @pytest.fixture
-def session(new_user):
-    address, password = new_user("tus")
-    session = requests.Session()
-    token = session.post(f"{GATEWAY_URL}/login", auth=(address, password), timeout=10).text
-    session.headers["Authorization"] = f"Bearer {token}"
-    return session
+def session(signed_in):
+    return signed_in("tus")[1]
 
 
 def sha256(path: Path, length: int) -> str:

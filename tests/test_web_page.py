@@ -13,16 +13,14 @@ from __future__ import annotations
 import base64
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import requests
 from conftest import GATEWAY_URL, ROOT
 from playwright.sync_api import sync_playwright
-from reference_flow import FFMPEG
 
-from mp3testing.media import make_clip, raw_video, raw_video_seconds
+from mp3testing.media import decode, make_clip, raw_video, raw_video_seconds
 
 pytestmark = pytest.mark.stack  # drives the stack make run started
 
@@ -110,17 +108,6 @@ def job_row(page, filename: str):
     return page.locator("#jobs li", has_text=filename)
 
 
-def probe(path: Path) -> str:
-    run = subprocess.run(
-        [FFMPEG, "-hide_banner", "-i", str(path), "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert run.returncode == 0, run.stderr
-    return run.stderr
-
-
 def test_log_in_convert_with_options_download_and_delete(page, person, tmp_path):
     address, password = person
     answer = page.goto(f"{GATEWAY_URL}/")
@@ -165,7 +152,7 @@ def test_log_in_convert_with_options_download_and_delete(page, person, tmp_path)
     assert download.suggested_filename == "holiday.opus"
     target = tmp_path / download.suggested_filename
     download.save_as(target)
-    info = probe(target)
+    info = decode(target)
     assert "Audio: opus" in info and "mono" in info
     seconds = re.search(r"time=(\d+):(\d+):([\d.]+)", info.rsplit("size=", 1)[-1])
     assert seconds is not None

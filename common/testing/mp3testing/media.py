@@ -90,3 +90,15 @@ def loudness(path: Path) -> float:
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     return float(re.findall(r"I:\s+(-?[\d.]+) LUFS", run.stderr)[-1])
+
+
+def decode(path: Path) -> str:
+    """ffmpeg's report (stderr) on decoding all of `path`; the test fails if it cannot."""
+    run = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(path), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stderr
