@@ -149,6 +149,9 @@ class ServiceSettings(BaseSettings):
 
     #: The service's name in the refusal message and the development-defaults warning.
     service_name: ClassVar[str] = "service"
+    #: Variables an earlier version read, and what took their place: one set is logged
+    #: at start (a warning), so that nobody relies on it unawares.
+    retired: ClassVar[dict[str, str]] = {}
 
     app_env: Annotated[Literal["development", "production"], BeforeValidator(_lowercase)] = (
         "development"
@@ -177,7 +180,8 @@ class ServiceSettings(BaseSettings):
         Raises SettingsError naming every problem; logs a warning naming each development
         default that was filled in.
         """
-        values = _MappingSource(cls, os.environ if environ is None else environ)()
+        environ = os.environ if environ is None else environ
+        values = _MappingSource(cls, environ)()
         production = str(values.get("app_env", "")).strip().lower() == "production"
         told, dev_defaults = _apply_the_production_rule(cls, values, production)
         problems = list(told.values())
@@ -187,6 +191,8 @@ class ServiceSettings(BaseSettings):
             problems += _describe(cls, exc, already_told=told)
         if problems:
             raise SettingsError(f"{cls.service_name} cannot start: " + "; ".join(problems))
+        for name in sorted(cls.retired.keys() & environ.keys()):
+            log.warning("%s is set but no longer read: %s", name, cls.retired[name])
         if dev_defaults:
             log.warning(
                 "DEVELOPMENT DEFAULTS IN USE for %s: %s — never run this way in production "

@@ -26,6 +26,10 @@ class Settings(BrokerSettings, StoreSettings, ConsumerSettings, MediaSettings, R
     """
 
     service_name = "converter"
+    retired = {
+        "MP3_QUALITY": "each upload chooses its format and quality (format=, quality=); "
+        "without them an MP3 at V2, the catalog's default (mp3common.options)",
+    }
 
     video_queue: str = "video"
     mp3_queue: str = "mp3"

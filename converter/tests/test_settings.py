@@ -1,4 +1,5 @@
 import datetime as dt
+import logging
 
 import pytest
 
@@ -91,3 +92,12 @@ def test_production_refuses_the_guest_broker_account(url):
                 "MONGODB_URI": "mongodb://mongodb:27017",
             }
         )
+
+
+def test_the_retired_mp3_quality_is_named_at_start_not_silently_ignored(caplog):
+    """MP3_QUALITY set the one quality before uploads chose theirs: whoever still sets it
+    is told it is not read, and what took its place."""
+    with caplog.at_level(logging.WARNING):
+        settings_module.load({"MP3_QUALITY": "320k"})
+    assert "MP3_QUALITY is set but no longer read" in caplog.text
+    assert "quality=" in caplog.text
