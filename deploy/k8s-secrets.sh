@@ -47,6 +47,8 @@ else
     sans=$(printf 'DNS:%s,' "${TLS_NAMES[@]}")
     openssl req -x509 -newkey rsa:2048 -sha256 -nodes -days 825 -subj "/CN=${TLS_NAMES[0]}" \
         -addext "subjectAltName=${sans%,}" -addext "extendedKeyUsage=serverAuth" \
+        -addext "basicConstraints=critical,CA:FALSE" \
+        -addext "keyUsage=critical,digitalSignature,keyEncipherment" \
         -keyout "$KEY" -out "$CERT" 2>/dev/null
     echo "wrote $CERT and $KEY: self-signed for ${TLS_NAMES[*]}, 825 days"
 fi
