@@ -13,6 +13,7 @@ from mp3common.gunicorn_conf import (  # noqa: F401 - gunicorn reads these names
     child_exit,
     control_socket_disable,
     logconfig_dict,
+    logger_class,
     starting_hook,
 )
 

@@ -33,6 +33,7 @@ from mp3common.gunicorn_conf import (  # noqa: E402, F401 - gunicorn reads these
     child_exit,
     control_socket_disable,
     logconfig_dict,
+    logger_class,
     starting_hook,
 )
 

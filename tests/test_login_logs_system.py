@@ -11,6 +11,7 @@ import os
 import uuid
 
 import pytest
+import requests
 from conftest import GATEWAY_URL, ROOT
 
 from mp3testing import wait_until
@@ -68,3 +69,17 @@ def test_the_access_log_carries_the_client_address():
 
     found = wait_until(access)
     assert any(m.startswith(f"{client} POST /login 401 ") for m in found), found
+
+
+def test_an_access_line_keeps_the_query_apart_from_the_path():
+    """gunicorn's %(U)s%(q)s ran them together (`/statusfid=…`): the line now has the path
+    as it was asked for."""
+    offset = LOG.stat().st_size
+    requests.get(f"{GATEWAY_URL}/status", params={"fid": "abc"}, timeout=10)
+
+    def access():
+        lines = lines_after(offset)
+        return [m["message"] for m in lines if m.get("logger") == "gunicorn.access"]
+
+    found = wait_until(lambda: [m for m in access() if "/status" in m])
+    assert any(" GET /status?fid=abc 401 " in m for m in found), found

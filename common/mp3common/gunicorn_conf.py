@@ -7,6 +7,7 @@ services' logs, and the Prometheus multiprocess files of a dead worker are relea
 import os
 from collections.abc import Callable
 
+from gunicorn.glogging import Logger
 from prometheus_client import multiprocess
 
 from .gunicorn_refusals import install as _install_json_refusals
@@ -19,7 +20,21 @@ control_socket_disable = True
 accesslog = "-"
 # %(h)s is the client's address: REMOTE_ADDR after the gateway's ProxyFix (TRUSTED_PROXY_HOPS)
 # has put there the address the ingress reports, which it does in place, before this line.
-access_log_format = "%(h)s %(m)s %(U)s%(q)s %(s)s %(B)s bytes %(M)s ms rid=%({x-request-id}o)s"
+access_log_format = "%(h)s %(m)s %(path)s %(s)s %(B)s bytes %(M)s ms rid=%({x-request-id}o)s"
+
+
+class AccessLogger(Logger):
+    """gunicorn's logger with one more access-log atom, `path`: the path and, when there is
+    one, `?` and the query (gunicorn's `%(U)s%(q)s` ran them together: `/statusfid=…`)."""
+
+    def atoms(self, resp, req, environ, request_time) -> dict:
+        atoms = super().atoms(resp, req, environ, request_time)
+        query = atoms.get("q")
+        atoms["path"] = f"{atoms.get('U')}?{query}" if query else atoms.get("U")
+        return atoms
+
+
+logger_class = AccessLogger
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
