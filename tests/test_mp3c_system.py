@@ -103,12 +103,22 @@ def test_errors_print_the_apis_message_with_their_exit_code(logged_in, env, tmp_
         timeout=10,
     )
     assert refused.returncode == 4
-    assert refused.stderr.strip() == "mp3c: " + api.json()["message"]
+    assert refused.stderr.strip() == f"mp3c: {tmp_path / 'clip.mp4'}: " + api.json()["message"]
 
     nobody = {**env, "MP3C_CONFIG": str(tmp_path / "none.json")}
     assert mp3c(nobody, "jobs").returncode == 3
     expired = mp3c({**nobody, "MP3C_URL": GATEWAY_URL, "MP3C_TOKEN": "not.a.token"}, "jobs")
     assert expired.returncode == 3 and expired.stderr.startswith("mp3c: ")
+
+
+def test_a_refused_file_does_not_stop_the_others(logged_in, tmp_path):
+    make_clip(tmp_path / "a.mp4", 2, args=["-c:v", "mpeg4", "-c:a", "aac"])
+    (tmp_path / "text.txt").write_text("not a video\n" * 100)
+    make_clip(tmp_path / "b.mp4", 2, args=["-c:v", "mpeg4", "-c:a", "aac"])
+    done = mp3c(logged_in, "convert", "a.mp4", "text.txt", "b.mp4", "-o", "out", cwd=tmp_path)
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.startswith("mp3c: text.txt: The file is not a video")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp3", "b.mp3"]
 
 
 def test_an_interrupted_convert_resumes_the_same_upload(logged_in, tmp_path):

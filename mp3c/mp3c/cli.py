@@ -9,7 +9,11 @@
 Exit codes (`EXIT_CODES`): 0 done; 1 a conversion failed or was cancelled; 2 wrong usage;
 3 not logged in or the token ended; 4 the server refused (a bad option, too large, not
 found…); 5 the server cannot be reached or is unavailable; 130 interrupted. Errors print
-the API's own message.
+the API's own message, after the file's name when it concerns one file.
+
+With several files, `convert` goes on past a file that is refused or fails to convert,
+downloads every result that converted, and exits with the highest code among the files
+(4 over 1). Codes 3 and 5 hold for every file, so they stop it at once.
 """
 
 from __future__ import annotations
@@ -147,26 +151,48 @@ def cmd_convert(api: Api, args: argparse.Namespace, config: Config) -> int:
         return 2
     if args.output_dir is not None:
         args.output_dir.mkdir(parents=True, exist_ok=True)
+    worst = 0
     sent: list[tuple[Path, dict[str, Any]]] = []
     for path in args.files:
-        job = upload(api, path, options, config, quiet=args.quiet)
+        try:
+            job = upload(api, path, options, config, quiet=args.quiet)
+        except ApiError as exc:
+            worst = max(worst, refused(path, exc))
+            continue
         say(f"{path.name}: uploaded, job {job['fid']}")
         sent.append((path, job))
     if args.no_wait:
-        return 0
-    worst = 0
+        return worst
     for path, job in sent:
-        finished = wait(api, job["fid"], path.name, quiet=args.quiet)
-        if finished["state"] != "done":
-            complain(f"{path.name}: {finished['state']}: {finished.get('reason') or ''}".strip())
-            worst = max(worst, 1)
+        try:
+            finished = wait(api, job["fid"], path.name, quiet=args.quiet)
+            if finished["state"] != "done":
+                reason = finished.get("reason") or ""
+                complain(f"{path}: {finished['state']}: {reason}".strip())
+                worst = max(worst, 1)
+                continue
+            folder = args.output_dir if args.output_dir is not None else path.parent
+            target = fetch(api, finished["fid"], folder, source=path, quiet=args.quiet)
+        except ApiError as exc:
+            worst = max(worst, refused(path, exc))
             continue
-        folder = args.output_dir if args.output_dir is not None else path.parent
-        target = fetch(api, finished["fid"], folder, source=path, quiet=args.quiet)
         if finished.get("warning"):
-            complain(f"{path.name}: warning: {finished['warning']}")
+            complain(f"{path}: warning: {finished['warning']}")
         say(f"{path.name} -> {target}")
     return worst
+
+
+def refused(path: Path, exc: ApiError) -> int:
+    """Name the file in the API's refusal; the exit code it stands for.
+
+    A refusal (4) concerns this file alone, so the caller goes on with the others. Not logged
+    in (3) or no server (5) holds for every file: it stops the command here.
+    """
+    named = ApiError(f"{path}: {exc.message}", status=exc.status, error=exc.error)
+    if named.exit_code != 4:
+        raise named from None
+    complain(named.message)
+    return named.exit_code
 
 
 def wait(api: Api, fid: str, name: str, *, quiet: bool) -> dict[str, Any]:

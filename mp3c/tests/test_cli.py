@@ -105,3 +105,44 @@ def test_metadata_is_written_as_tus_asks():
     assert encode_metadata({"filename": "a.mp4", "format": "opus"}) == (
         "filename YS5tcDQ=,format b3B1cw=="
     )
+
+
+class FakeApi:
+    """The API's answers for a convert: every job done, every download three bytes."""
+
+    url = "http://example.test"
+
+    def job(self, fid):
+        return {"fid": fid, "state": "done", "progress": 100}
+
+    def download(self, fid):
+        return "server.mp3", 3, iter([fid.encode()[:3]])
+
+
+def convert(tmp_path, monkeypatch, refuse, *names, output="out"):
+    """Run `mp3c convert NAMES -o OUTPUT` in tmp_path; the server refuses the files in `refuse`."""
+    paths = []
+    for name in names:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"video")
+        paths.append(path)
+
+    def upload(api, path, options, config, quiet=False):
+        if path.name in refuse:
+            raise ApiError("this file has no audio track.", status=400, error="no_audio")
+        return {"fid": f"fid-{paths.index(path)}"}
+
+    monkeypatch.setattr(cli, "upload", upload)
+    args = cli.parser().parse_args(
+        ["-q", "convert", *map(str, paths), "-o", str(tmp_path / output)]
+    )
+    return cli.cmd_convert(FakeApi(), args, Config(tmp_path / "c.json", {}))
+
+
+def test_a_refused_file_is_named_and_the_others_are_still_converted(tmp_path, monkeypatch, capsys):
+    code = convert(tmp_path, monkeypatch, {"text.txt"}, "a.mp4", "text.txt", "b.mp4")
+    assert code == 4
+    err = capsys.readouterr().err
+    assert f"mp3c: {tmp_path / 'text.txt'}: this file has no audio track." in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp3", "b.mp3"]
