@@ -323,10 +323,17 @@ def terminate_upload(fid: str):
     _check_version()
     document = _owned(fid, owner)
     database = _database()
+    # A PATCH that holds the upload is writing chunks: removing the record under it would
+    # leave them behind, so termination waits for its lease as a second PATCH does.
     claimed = uploads_collection(database).find_one_and_delete(
-        {"_id": document["_id"], "state": UPLOADING}
+        {"_id": document["_id"], "state": UPLOADING, **_free_of_patches(now())}
     )
     if claimed is None:
+        current = uploads_collection(database).find_one({"_id": document["_id"]})
+        if current is None:
+            raise ApiError(404, "not_found", "You have no upload with that id.")
+        if current["state"] == UPLOADING:
+            raise _busy()
         raise ApiError(
             409,
             "upload_finished",
@@ -372,13 +379,7 @@ def patch_upload(fid: str):
             return _finished_answer(current, offset)
         if current is not None and current["offset"] != offset:
             raise _offset_conflict(current["offset"], offset)
-        raise ApiError(
-            423,
-            "upload_busy",
-            "Another request is sending bytes to this upload; ask HEAD for its offset and "
-            "go on from there in a moment.",
-            headers={"Retry-After": "1"},
-        )
+        raise _busy()
     ffmpeg = current_app.config["SETTINGS"].ffmpeg_binary
     try:
         while writer.offset < writer.length:
@@ -412,6 +413,21 @@ def patch_upload(fid: str):
         response.headers.update(_expires_header({"expires_at": writer.expires_at}))
         return response
     return _complete(database, writer.fid, writer.length)
+
+
+def _free_of_patches(moment: dt.datetime) -> dict[str, Any]:
+    """The filter of a record no live PATCH holds."""
+    return {"$or": [{"patch": None}, {"patch.until": {"$lt": moment}}]}
+
+
+def _busy() -> ApiError:
+    return ApiError(
+        423,
+        "upload_busy",
+        "Another request is sending bytes to this upload; ask HEAD for its offset and "
+        "go on from there in a moment.",
+        headers={"Retry-After": "1"},
+    )
 
 
 def _offset_conflict(server_offset: int, client_offset: int) -> ApiError:
@@ -550,7 +566,7 @@ class PatchWriter:
                 "_id": document["_id"],
                 "state": UPLOADING,
                 "offset": document["offset"],
-                "$or": [{"patch": None}, {"patch.until": {"$lt": moment}}],
+                **_free_of_patches(moment),
             },
             {
                 "$set": {
@@ -629,6 +645,7 @@ class PatchWriter:
         )
         self._refreshed = time.monotonic()
         if result.matched_count != 1:
+            self._drop_orphaned_chunks()
             raise ApiError(
                 409,
                 "upload_taken_over",
@@ -636,6 +653,19 @@ class PatchWriter:
                 "HEAD for the offset and go on from there.",
             )
         self._saved_offset = self.offset
+
+    def _drop_orphaned_chunks(self) -> None:
+        """The lease was lost: if the record went too (terminated or swept meanwhile), the
+        chunks this PATCH wrote belong to nothing and no later PATCH would remove them.
+        A files document means the upload became a job's file: its chunks stay."""
+        if self.uploads.find_one({"_id": self.fid}, {"_id": 1}) is not None:
+            return  # another PATCH holds it: its claim removed chunks past the record
+        if self.database[f"{VIDEO_BUCKET}.files"].find_one({"_id": self.fid}, {"_id": 1}):
+            return
+        removed = self.chunks.delete_many({"files_id": self.fid}).deleted_count
+        log.info(
+            "upload %s was removed under a PATCH: %d chunks it left removed", self.fid, removed
+        )
 
     def save(self) -> None:
         """Keep every byte received and let go of the upload."""
@@ -668,7 +698,7 @@ def remove_expired_uploads(database: Database) -> int:
             {
                 "expires_at": {"$lt": moment},
                 "state": {"$in": [UPLOADING, FINISHING, DONE]},
-                "$or": [{"patch": None}, {"patch.until": {"$lt": moment}}],
+                **_free_of_patches(moment),
             }
         )
         if document is None:

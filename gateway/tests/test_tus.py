@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import threading
 
 import pytest
 from bson import ObjectId
@@ -289,3 +290,75 @@ def test_an_upload_whose_gateway_died_while_making_its_job_is_swept_with_its_fil
     assert database["videos.files"].count_documents({}) == 0
     assert database["videos.chunks"].count_documents({}) == 0
     assert database["tus_uploads"].count_documents({}) == 0
+
+
+class PausingBody(io.RawIOBase):
+    """A PATCH body that stops after `first` bytes until `go` is set: a slow client."""
+
+    def __init__(self, data: bytes, first: int) -> None:
+        self.data, self.first, self.position = data, first, 0
+        self.paused, self.go = threading.Event(), threading.Event()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True  # werkzeug's test client measures the body by seeking to its end
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self.position = offset + (len(self.data) if whence == io.SEEK_END else 0)
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    def readinto(self, buffer) -> int:
+        if self.position == self.first:
+            self.paused.set()
+            assert self.go.wait(30)
+        end = self.position + len(buffer)
+        if self.position < self.first:
+            end = min(end, self.first)
+        piece = self.data[self.position : end]
+        buffer[: len(piece)] = piece
+        self.position += len(piece)
+        return len(piece)
+
+
+@pytest.mark.stack
+def test_termination_waits_for_a_patch_and_a_patch_whose_upload_went_leaves_nothing(
+    client, alice, media, database
+):
+    video = media["mp4"] + b"\0" * (3 * CHUNK_SIZE_BYTES)
+    location = create(client, alice, len(video)).headers["Location"]
+    fid = ObjectId(location.rsplit("/", 1)[1])
+    body = PausingBody(video, CHUNK_SIZE_BYTES + 10)  # one chunk written, then a pause
+    answers = []
+    headers = {
+        **TUS,
+        **alice.headers,
+        "Upload-Offset": "0",
+        "Content-Type": "application/offset+octet-stream",
+        "Content-Length": str(len(video)),
+    }
+    sending = threading.Thread(
+        target=lambda: answers.append(client.patch(location, headers=headers, input_stream=body))
+    )
+    sending.start()
+    try:
+        assert body.paused.wait(30)
+        busy = client.delete(location, headers={**TUS, **alice.headers})
+        assert busy.status_code == 423 and busy.get_json()["error"] == "upload_busy"
+        assert database["videos.chunks"].count_documents({"files_id": fid}) == 1
+        # The PATCH's gateway looks dead (its lease ran out): termination goes ahead, and
+        # the PATCH, when it wakes, finds its upload gone.
+        stale = {"by": "gone", "until": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)}
+        database["tus_uploads"].update_one({"_id": fid}, {"$set": {"patch.until": stale["until"]}})
+        assert client.delete(location, headers={**TUS, **alice.headers}).status_code == 204
+    finally:
+        body.go.set()
+        sending.join(30)
+    assert answers[0].status_code == 409
+    assert answers[0].get_json()["error"] == "upload_taken_over"
+    assert database["videos.chunks"].count_documents({"files_id": fid}) == 0
+    assert database["tus_uploads"].count_documents({"_id": fid}) == 0
