@@ -121,6 +121,17 @@ def test_a_refused_file_does_not_stop_the_others(logged_in, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp3", "b.mp3"]
 
 
+def test_two_inputs_of_the_same_name_give_two_results(logged_in, tmp_path):
+    for folder, seconds in (("a", 2), ("b", 4)):
+        (tmp_path / folder).mkdir()
+        make_clip(tmp_path / folder / "clip.mp4", seconds, args=["-c:v", "mpeg4", "-c:a", "aac"])
+    done = mp3c(logged_in, "convert", "a/clip.mp4", "b/clip.mp4", "-o", "same", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "same").iterdir()) == ["clip (1).mp3", "clip.mp3"]
+    assert "Duration: 00:00:02" in decode(tmp_path / "same" / "clip.mp3")
+    assert "Duration: 00:00:04" in decode(tmp_path / "same" / "clip (1).mp3")
+
+
 def test_an_interrupted_convert_resumes_the_same_upload(logged_in, tmp_path):
     video = raw_video(tmp_path / "long.mkv", 150)
     config = Path(logged_in["MP3C_CONFIG"])

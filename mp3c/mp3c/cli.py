@@ -14,12 +14,15 @@ the API's own message, after the file's name when it concerns one file.
 With several files, `convert` goes on past a file that is refused or fails to convert,
 downloads every result that converted, and exits with the highest code among the files
 (4 over 1). Codes 3 and 5 hold for every file, so they stop it at once.
+
+A download never replaces a file: a taken name becomes `clip (1).mp3`, `clip (2).mp3`…
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import itertools
 import os
 import sys
 import time
@@ -212,14 +215,15 @@ def wait(api: Api, fid: str, name: str, *, quiet: bool) -> dict[str, Any]:
 def fetch(
     api: Api, fid: str, folder: Path, *, source: Path | None = None, quiet: bool = False
 ) -> Path:
-    """Download the job's file into `folder`, named after `source` (else the server's name)."""
+    """Download the job's file into `folder`, named after `source` (else the server's name).
+
+    It never replaces a file: when the name is taken (an earlier result, the source itself, a
+    second input of the same name), the result becomes `clip (1).mp3`, `clip (2).mp3`…
+    """
     server_name, size, chunks = api.download(fid)
     extension = Path(server_name).suffix if server_name else ".mp3"
     name = f"{source.stem}{extension}" if source else (server_name or f"{fid}{extension}")
-    target = folder / name
-    if source is not None and target.resolve() == source.resolve():
-        target = folder / f"{source.stem}.converted{extension}"
-    partial = target.with_name(target.name + ".part")
+    partial = folder / f".{name}.{fid}.part"
     with (
         partial.open("wb") as out,
         tqdm(
@@ -227,7 +231,7 @@ def fetch(
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
-            desc=f"download {target.name}",
+            desc=f"download {name}",
             disable=quiet,
             leave=False,
         ) as bar,
@@ -235,8 +239,27 @@ def fetch(
         for chunk in chunks:
             out.write(chunk)
             bar.update(len(chunk))
-    os.replace(partial, target)
-    return target
+    return settle(partial, folder / name)
+
+
+def settle(partial: Path, wanted: Path) -> Path:
+    """Give `partial` the first free name from `wanted`: `clip.mp3`, `clip (1).mp3`, …"""
+    for number in itertools.count():
+        target = (
+            wanted if number == 0 else wanted.with_name(f"{wanted.stem} ({number}){wanted.suffix}")
+        )
+        try:
+            os.link(partial, target)  # fails if the name is taken, unlike a rename
+        except FileExistsError:
+            continue
+        except OSError:  # a file system without hard links
+            if target.exists():
+                continue
+            os.replace(partial, target)
+            return target
+        partial.unlink()
+        return target
+    raise AssertionError("unreachable")
 
 
 def cmd_jobs(api: Api, args: argparse.Namespace, config: Config) -> int:

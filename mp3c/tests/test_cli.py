@@ -108,7 +108,7 @@ def test_metadata_is_written_as_tus_asks():
 
 
 class FakeApi:
-    """The API's answers for a convert: every job done, every download three bytes."""
+    """The API's answers for a convert: every job done, every download its fid's bytes."""
 
     url = "http://example.test"
 
@@ -116,7 +116,7 @@ class FakeApi:
         return {"fid": fid, "state": "done", "progress": 100}
 
     def download(self, fid):
-        return "server.mp3", 3, iter([fid.encode()[:3]])
+        return "server.mp3", len(fid), iter([fid.encode()])
 
 
 def convert(tmp_path, monkeypatch, refuse, *names, output="out"):
@@ -146,3 +146,26 @@ def test_a_refused_file_is_named_and_the_others_are_still_converted(tmp_path, mo
     err = capsys.readouterr().err
     assert f"mp3c: {tmp_path / 'text.txt'}: this file has no audio track." in err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp3", "b.mp3"]
+
+
+def test_get_keeps_an_existing_file_and_a_result_beside_its_mp3_source(tmp_path, monkeypatch):
+    (tmp_path / "x.mp3").write_bytes(b"mine")
+    args = cli.parser().parse_args(["-q", "get", "fid-9", "-o", str(tmp_path)])
+    assert cli.cmd_get(FakeApi(), args, Config(tmp_path / "c.json", {})) == 0
+    assert (tmp_path / "server.mp3").read_bytes() == b"fid-9"
+    assert cli.cmd_get(FakeApi(), args, Config(tmp_path / "c.json", {})) == 0
+    assert (tmp_path / "server (1).mp3").read_bytes() == b"fid-9"
+    assert cli.fetch(FakeApi(), "fid-8", tmp_path, source=tmp_path / "x.mp3").name == "x (1).mp3"
+    assert (tmp_path / "x.mp3").read_bytes() == b"mine"
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_results_of_the_same_name_never_overwrite_each_other(tmp_path, monkeypatch, capsys):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "clip.mp3").write_bytes(b"mine")
+    assert convert(tmp_path, monkeypatch, set(), "a/clip.mp4", "b/clip.mp4") == 0
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["clip (1).mp3", "clip (2).mp3", "clip.mp3"]
+    assert (out / "clip.mp3").read_bytes() == b"mine"
+    assert (out / "clip (1).mp3").read_bytes() == b"fid-0"  # a/clip.mp4's
+    assert (out / "clip (2).mp3").read_bytes() == b"fid-1"
