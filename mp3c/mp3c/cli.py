@@ -152,8 +152,8 @@ def cmd_convert(api: Api, args: argparse.Namespace, config: Config) -> int:
     if missing:
         complain(f"no such file: {', '.join(missing)}")
         return 2
-    if args.output_dir is not None:
-        args.output_dir.mkdir(parents=True, exist_ok=True)
+    if args.output_dir is not None and not output_folder(args.output_dir):
+        return 2
     worst = 0
     sent: list[tuple[Path, dict[str, Any]]] = []
     for path in args.files:
@@ -183,6 +183,19 @@ def cmd_convert(api: Api, args: argparse.Namespace, config: Config) -> int:
             complain(f"{path}: warning: {finished['warning']}")
         say(f"{path.name} -> {target}")
     return worst
+
+
+def output_folder(folder: Path) -> bool:
+    """Make the -o folder; False (a usage error, said) when it is a file or cannot be made."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        complain(f"-o {folder}: not a folder; give a folder for the results")
+        return False
+    except OSError as exc:
+        complain(f"-o {folder}: cannot make the folder ({exc.strerror})")
+        return False
+    return True
 
 
 def refused(path: Path, exc: ApiError) -> int:
@@ -281,7 +294,8 @@ def cmd_jobs(api: Api, args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_get(api: Api, args: argparse.Namespace, config: Config) -> int:
-    args.output_dir.mkdir(parents=True, exist_ok=True)
+    if not output_folder(args.output_dir):
+        return 2
     target = fetch(api, args.fid, args.output_dir, quiet=args.quiet)
     say(str(target))
     return 0

@@ -87,6 +87,18 @@ def test_wrong_usage_exits_2():
     assert stopped.value.code == 2
 
 
+@pytest.mark.parametrize("command", ["convert", "get"])
+@pytest.mark.parametrize("output", ["notes.txt", "notes.txt/sub"])
+def test_an_output_that_is_a_file_is_a_usage_error(config_file, tmp_path, capsys, command, output):
+    (tmp_path / "clip.mp4").write_bytes(b"video")
+    (tmp_path / "notes.txt").write_text("mine")
+    what = str(tmp_path / "clip.mp4") if command == "convert" else "fid"
+    assert cli.main(["--token", "t", command, what, "-o", str(tmp_path / output)]) == 2
+    said = capsys.readouterr().err
+    assert said == f"mp3c: -o {tmp_path / output}: not a folder; give a folder for the results\n"
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize(
     ("header", "name"),
     [
