@@ -113,6 +113,7 @@ def test_log_in_convert_with_options_download_and_delete(page, person, tmp_path)
     answer = page.goto(f"{GATEWAY_URL}/")
     csp = answer.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "style-src 'self'" in csp and "unsafe" not in csp
+    assert not page.get_by_role("button", name="Log out").is_visible()  # nobody to log out
     shot(page, "01-login")
 
     # A wrong password: the page shows the API's own message.
@@ -252,6 +253,7 @@ def test_the_page_fits_a_phone(browser, person):
     page.get_by_role("button", name="Log out").click()
     page.get_by_role("heading", name="Log in").wait_for()
     assert page.evaluate("() => sessionStorage.length") == 0
+    assert not page.get_by_role("button", name="Log out").is_visible()
     phone.close()
 
 
