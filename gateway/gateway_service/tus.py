@@ -366,12 +366,7 @@ def patch_upload(fid: str):
         raise _offset_conflict(document["offset"], offset)
     declared = request.content_length
     if declared is not None and offset + declared > document["length"]:
-        raise ApiError(
-            413,
-            "past_upload_length",
-            f"These {declared} bytes from offset {offset} go past the upload's length "
-            f"({document['length']}).",
-        )
+        raise _past_length(document["length"], start=offset)
     writer = PatchWriter.claim(database, document, lease_seconds=LEASE_SECONDS)
     if writer is None:
         current = uploads_collection(database).find_one({"_id": document["_id"]})
@@ -399,20 +394,28 @@ def patch_upload(fid: str):
     except BaseException:
         writer.save_quietly()
         raise
-    writer.save()
     if too_long:
-        raise ApiError(
-            413,
-            "past_upload_length",
-            f"The body goes past the upload's length ({writer.length} bytes); the bytes up "
-            "to it are kept.",
-        )
+        # Known only now for a body without Content-Length: as for one that declares too
+        # much, nothing of this PATCH is kept.
+        writer.undo()
+        raise _past_length(writer.length, start=offset)
+    writer.save()
     if writer.offset < writer.length:
         response = current_app.response_class(status=204)
         response.headers["Upload-Offset"] = str(writer.offset)
         response.headers.update(_expires_header({"expires_at": writer.expires_at}))
         return response
     return _complete(database, writer.fid, writer.length)
+
+
+def _past_length(length: int, *, start: int) -> ApiError:
+    return ApiError(
+        413,
+        "past_upload_length",
+        f"The body goes past the upload's length ({length} bytes); nothing of it was kept. "
+        f"Send at most {length - start} bytes from offset {start}.",
+        headers={"Upload-Offset": str(start)},
+    )
 
 
 def _free_of_patches(moment: dt.datetime) -> dict[str, Any]:
@@ -666,6 +669,28 @@ class PatchWriter:
         log.info(
             "upload %s was removed under a PATCH: %d chunks it left removed", self.fid, removed
         )
+
+    def undo(self) -> None:
+        """Let go of the upload as this PATCH found it: the record first (so it never
+        claims a chunk that is gone), then the chunks this PATCH wrote past it."""
+        original = self.document
+        result = self.uploads.update_one(
+            {"_id": self.fid, "patch.by": self.token},
+            {
+                "$set": {
+                    "offset": original["offset"],
+                    "chunks": original["chunks"],
+                    "tail": Binary(bytes(original.get("tail") or b"")),
+                    "content_type": original.get("content_type"),
+                    "patch": None,
+                    "updated_at": now(),
+                }
+            },
+        )
+        if result.matched_count != 1:
+            self._drop_orphaned_chunks()
+            return
+        self.chunks.delete_many({"files_id": self.fid, "n": {"$gte": original["chunks"]}})
 
     def save(self) -> None:
         """Keep every byte received and let go of the upload."""

@@ -198,7 +198,7 @@ def paths() -> dict[str, Any]:
                         ["offset_mismatch", "upload_finished", "upload_taken_over"],
                     ),
                     413: (
-                        "The bytes go past Upload-Length (those up to it are kept); or the "
+                        "The bytes go past Upload-Length (nothing of the PATCH is kept); or the "
                         "media is longer than the caller's quota (`quota_exceeded`: the "
                         "upload is removed).",
                         ["past_upload_length", "quota_exceeded"],
@@ -243,6 +243,11 @@ def paths() -> dict[str, Any]:
                     204: _empty("Removed; nothing of it is left.", {}),
                     404: _NOT_FOUND,
                     409: ("The upload is complete: it is a job now.", ["upload_finished"]),
+                    423: _openapi_error(
+                        "A PATCH is sending bytes to this upload; try again in a moment.",
+                        ["upload_busy"],
+                        headers=openapi._RETRY_AFTER,
+                    ),
                 },
                 parameters=[_FID, _TUS_RESUMABLE, openapi._REQUEST_ID],
             ),

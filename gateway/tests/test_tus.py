@@ -362,3 +362,37 @@ def test_termination_waits_for_a_patch_and_a_patch_whose_upload_went_leaves_noth
     assert answers[0].get_json()["error"] == "upload_taken_over"
     assert database["videos.chunks"].count_documents({"files_id": fid}) == 0
     assert database["tus_uploads"].count_documents({"_id": fid}) == 0
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_patch_past_the_length_keeps_nothing_of_itself(client, alice, media, database, chunked):
+    video = media["mp4"] + b"\0" * (CHUNK_SIZE_BYTES + 100)
+    location = create(client, alice, len(video)).headers["Location"]
+    fid = ObjectId(location.rsplit("/", 1)[1])
+    assert patch(client, alice, location, 0, video[:1000]).status_code == 204
+    before = database["tus_uploads"].find_one({"_id": fid})
+    body = video[1000:] + b"one too many"
+    # Without Content-Length the server learns of the excess only after the bytes up to
+    # the length (a chunk among them) were written.
+    environ = {"wsgi.input_terminated": True, "CONTENT_LENGTH": ""} if chunked else {}
+    answer = client.patch(
+        location,
+        headers={
+            **TUS,
+            **alice.headers,
+            "Upload-Offset": "1000",
+            "Content-Type": "application/offset+octet-stream",
+        },
+        input_stream=io.BytesIO(body),
+        environ_overrides=environ,
+    )
+    assert answer.status_code == 413 and answer.get_json()["error"] == "past_upload_length"
+    assert answer.headers["Upload-Offset"] == "1000"
+    after = database["tus_uploads"].find_one({"_id": fid})
+    for field in ("offset", "chunks", "tail", "state", "content_type"):
+        assert after[field] == before[field], field
+    assert after["patch"] is None
+    assert database["videos.chunks"].count_documents({"files_id": fid}) == 0
+    assert database["jobs"].count_documents({"_id": fid}) == 0
+    assert patch(client, alice, location, 1000, video[1000:]).status_code == 200
