@@ -201,9 +201,19 @@ def _owned(fid_text: str, owner: str) -> dict[str, Any]:
     document = (
         uploads_collection(_database()).find_one({"_id": fid, "owner": owner}) if fid else None
     )
-    if document is None:
+    if document is None or _expired(document):
         raise ApiError(404, "not_found", "You have no upload with that id.")
     return document
+
+
+def _expired(document: dict[str, Any]) -> bool:
+    """Past its `expires_at`: gone for its owner at once, whenever the sweep removes it."""
+    expires = document.get("expires_at")
+    if expires is None:
+        return False
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=dt.UTC)
+    return expires <= now()
 
 
 def _owner() -> str:
@@ -217,9 +227,9 @@ def _expiry() -> dt.datetime:
 def pending_bytes(database: Database, owner: str) -> int:
     """The lengths of the owner's unfinished uploads: what they will take once complete."""
     found = uploads_collection(database).find(
-        {"owner": owner, "state": UPLOADING}, projection={"length": 1}
+        {"owner": owner, "state": UPLOADING}, projection={"length": 1, "expires_at": 1}
     )
-    return sum(document["length"] for document in found)
+    return sum(document["length"] for document in found if not _expired(document))
 
 
 def discard(database: Database, fid: ObjectId) -> None:
@@ -569,6 +579,7 @@ class PatchWriter:
                 "_id": document["_id"],
                 "state": UPLOADING,
                 "offset": document["offset"],
+                "expires_at": {"$gt": moment},
                 **_free_of_patches(moment),
             },
             {

@@ -396,3 +396,20 @@ def test_a_patch_past_the_length_keeps_nothing_of_itself(client, alice, media, d
     assert database["videos.chunks"].count_documents({"files_id": fid}) == 0
     assert database["jobs"].count_documents({"_id": fid}) == 0
     assert patch(client, alice, location, 1000, video[1000:]).status_code == 200
+
+
+@pytest.mark.stack
+def test_an_expired_upload_is_gone_before_the_sweep_comes(make_app, alice, media, database):
+    client = make_app(QUOTA_STORED_BYTES=str(10 * MiB)).test_client()
+    location = create(client, alice, 6 * MiB).headers["Location"]
+    assert patch(client, alice, location, 0, media["mp4"]).status_code == 204
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    database["tus_uploads"].update_one(
+        {"_id": ObjectId(location.rsplit("/", 1)[1])}, {"$set": {"expires_at": past}}
+    )
+    size = len(media["mp4"])
+    assert head(client, alice, location).status_code == 404
+    assert patch(client, alice, location, size, b"more").status_code == 404
+    assert client.delete(location, headers={**TUS, **alice.headers}).status_code == 404
+    # Its length no longer holds room in the byte quota either.
+    assert create(client, alice, 6 * MiB).status_code == 201
