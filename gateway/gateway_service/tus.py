@@ -455,8 +455,14 @@ def _offset_conflict(server_offset: int, client_offset: int) -> ApiError:
 
 
 def _finished_answer(document: dict[str, Any], offset: int):
-    """A PATCH to a complete upload: its job, when it only repeats the last (lost) answer."""
-    if offset != document["length"] or document["state"] != DONE:
+    """A PATCH to a complete upload: its job, when it is the last piece sent again (its
+    answer was lost: Upload-Offset + its length == Upload-Length); nothing is stored."""
+    repeated = (
+        document["state"] == DONE
+        and offset <= document["length"]
+        and offset + _body_length(document["length"] - offset) == document["length"]
+    )
+    if not repeated:
         raise ApiError(
             409,
             "upload_finished",
@@ -464,6 +470,20 @@ def _finished_answer(document: dict[str, Any], offset: int):
             headers={"Upload-Offset": str(document["offset"])},
         )
     return _job_answer(document["_id"])
+
+
+def _body_length(expected: int) -> int:
+    """The PATCH body's length: its Content-Length, else the bytes of a chunked body
+    counted (not kept) up to one past `expected`."""
+    if request.content_length is not None:
+        return request.content_length
+    counted = 0
+    while counted <= expected:
+        data = request.stream.read(min(READ_BYTES, expected + 1 - counted))
+        if not data:
+            break
+        counted += len(data)
+    return counted
 
 
 def _job_answer(fid: ObjectId):

@@ -47,6 +47,22 @@ def patch(client, user, location: str, offset: int, data: bytes, **headers: str)
     )
 
 
+def chunked_patch(client, user, location: str, offset: int, data: bytes):
+    """A PATCH without Content-Length (Transfer-Encoding: chunked), as the server sees one."""
+    return client.patch(
+        location,
+        headers={
+            **TUS,
+            **user.headers,
+            "Upload-Offset": str(offset),
+            "Content-Type": "application/offset+octet-stream",
+            "Transfer-Encoding": "chunked",
+        },
+        input_stream=io.BytesIO(data),
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
 def head(client, user, location: str):
     return client.head(location, headers={**TUS, **user.headers})
 
@@ -158,9 +174,19 @@ def test_an_upload_in_uneven_pieces_is_the_file_and_its_job(client, alice, media
     done = head(client, alice, location)
     assert done.headers["Upload-Offset"] == str(len(video)) == done.headers["Upload-Length"]
     # The last answer lost and the PATCH sent again: the same job, nothing new.
-    again = patch(client, alice, location, len(video), b"")
-    assert again.status_code == 200 and again.get_json()["fid"] == fid
+    last = cuts[-2]
+    for offset, body in [(last, video[last:]), (len(video), b"")]:
+        again = patch(client, alice, location, offset, body)
+        assert again.status_code == 200, again.get_json()
+        assert again.get_json()["fid"] == fid == again.headers["Upload-Job"]
+    chunked = chunked_patch(client, alice, location, last, video[last:])
+    assert chunked.status_code == 200 and chunked.headers["Upload-Job"] == fid
     assert stored.counts()["jobs"] == 1
+    assert stored.video(fid) == video
+    # Anything else sent to a finished upload is not its last piece.
+    for offset, body in [(last, video[last:-1]), (0, video[:10]), (last + 1, video[last:])]:
+        other = patch(client, alice, location, offset, body)
+        assert other.status_code == 409 and other.get_json()["error"] == "upload_finished"
 
 
 @pytest.mark.stack
@@ -375,18 +401,8 @@ def test_a_patch_past_the_length_keeps_nothing_of_itself(client, alice, media, d
     body = video[1000:] + b"one too many"
     # Without Content-Length the server learns of the excess only after the bytes up to
     # the length (a chunk among them) were written.
-    environ = {"wsgi.input_terminated": True, "CONTENT_LENGTH": ""} if chunked else {}
-    answer = client.patch(
-        location,
-        headers={
-            **TUS,
-            **alice.headers,
-            "Upload-Offset": "1000",
-            "Content-Type": "application/offset+octet-stream",
-        },
-        input_stream=io.BytesIO(body),
-        environ_overrides=environ,
-    )
+    send = chunked_patch if chunked else patch
+    answer = send(client, alice, location, 1000, body)
     assert answer.status_code == 413 and answer.get_json()["error"] == "past_upload_length"
     assert answer.headers["Upload-Offset"] == "1000"
     after = database["tus_uploads"].find_one({"_id": fid})
