@@ -282,3 +282,54 @@ def test_several_files_dropped_at_once_each_become_a_job(page, person, tmp_path)
     for clip in clips:
         job_row(page, clip.name).locator(".state", has_text="done").wait_for()
     shot(page, "13-dropped-two")
+
+
+def test_after_a_reload_other_options_start_a_new_upload_and_the_same_ones_resume(
+    page, person, tmp_path
+):
+    address, password = person
+    page.goto(f"{GATEWAY_URL}/")
+    log_in(page, address, password)
+    clip = make_clip(tmp_path / "talk.mp4", 2, size="64x48", args=["-c:v", "mpeg4", "-c:a", "aac"])
+    calls: list[tuple[str, str]] = []
+    held = []
+
+    def record(route):
+        calls.append((route.request.method, route.request.url))
+        if route.request.method == "PATCH" and not held:  # the first upload never gets its bytes
+            held.append(route)
+            return
+        route.continue_()
+
+    uploads = re.compile(r"/uploads(/[^/?]*)?$")
+    page.route(uploads, record)
+    page.locator("#file-input").set_input_files(str(clip))  # mp3 V2, the defaults
+    page.wait_for_function("() => Object.keys(localStorage).some((k) => k.startsWith('tus::'))")
+    for _ in range(1200):  # a minute at most
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, f"no PATCH came ({calls})"
+    first = held[0].request.url
+
+    # After a reload, the same file with another format: a new upload, converted as chosen.
+    page.reload()
+    page.get_by_role("heading", name="Convert videos").wait_for()
+    calls.clear()
+    page.get_by_label("Format").select_option("opus")
+    page.locator("#file-input").set_input_files(str(clip))
+    opus = page.locator("#jobs li", has_text="OPUS")
+    opus.locator(".state", has_text="done").wait_for()
+    assert ("POST", f"{GATEWAY_URL}/uploads") in calls
+    assert all(url != first for _, url in calls)
+
+    # After another reload, the first choice again: the first upload resumes, no new one.
+    page.reload()
+    page.get_by_role("heading", name="Convert videos").wait_for()
+    calls.clear()
+    page.locator("#file-input").set_input_files(str(clip))
+    resumed = page.locator(f"#jobs li[data-fid='{first.rsplit('/', 1)[1]}']")
+    resumed.locator(".state", has_text="done").wait_for()
+    assert ("HEAD", first) in calls and ("PATCH", first) in calls
+    assert not [call for call in calls if call[0] == "POST"]
+    assert "MP3" in resumed.inner_text()

@@ -209,6 +209,22 @@
     return Math.max(1, Math.round(n / 1e3)) + " kB";
   }
 
+  /**
+   * tus-js-client's key for resuming: its own (the file and the endpoint) plus the account and
+   * the options chosen. The same file added again after a reload with other options starts a
+   * new upload (an upload's options are fixed when it is created); with the same ones it
+   * resumes the earlier upload.
+   */
+  function fingerprint(file, options) {
+    const chosen = Object.keys(options.metadata || {}).sort()
+      .map((name) => encodeURIComponent(name) + "=" + encodeURIComponent(options.metadata[name]))
+      .join("&");
+    return Promise.resolve([
+      "tus-br", file.name, file.type, file.size, file.lastModified, options.endpoint,
+      sessionStorage.getItem(EMAIL_KEY) || "", chosen,
+    ].join("-"));
+  }
+
   function addFiles(files) {
     showError("");
     for (const file of files) startUpload(file, chosenOptions());
@@ -235,6 +251,7 @@
       chunkSize: CHUNK_BYTES,
       retryDelays: RETRY_DELAYS,
       metadata: Object.assign({ filename: file.name }, options),
+      fingerprint,
       removeFingerprintOnSuccess: true,
       onBeforeRequest(request) {
         request.setHeader("Authorization", "Bearer " + token);
