@@ -1,9 +1,11 @@
 """Quotas per user: the bytes their files take, their uploads per hour, the media length
 of one upload. Each is a setting; 0 turns it off.
 
-- QUOTA_STORED_BYTES: what the owner's kept videos and outputs take (Jobs.stored_bytes).
-  Judged before the body is read, from its Content-Length, and again while it streams:
-  413 `quota_exceeded`; it frees when the next of their files expires (`frees_at`).
+- QUOTA_STORED_BYTES: what the owner's kept videos and outputs take (Jobs.stored_bytes),
+  and, for a resumable upload's creation, the lengths of their unfinished ones (`used`
+  counts them, `unfinished_upload_bytes` says how much of it they are). Judged before the
+  body is read, from its Content-Length, and again while it streams: 413 `quota_exceeded`;
+  it frees when the next of their files or unfinished uploads expires (`frees_at`).
 - QUOTA_JOBS_PER_HOUR: uploads in any hour, a moving window of `limits` in MongoDB (every
   replica counts the same, as the login limits do). Tested before the body is read and
   counted when the job is written: 429 `quota_exceeded` with Retry-After.
@@ -37,13 +39,34 @@ from .storage import Storage
 STORED_BYTES, JOBS_PER_HOUR, MEDIA_SECONDS = "stored_bytes", "jobs_per_hour", "media_seconds"
 
 
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    if moment is not None and moment.tzinfo is None:  # pymongo's naive UTC
+        return moment.replace(tzinfo=dt.UTC)
+    return moment
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """An owner's unfinished resumable uploads: the bytes they will take once complete,
+    and when the first of them expires if left alone."""
+
+    count: int = 0
+    length: int = 0
+    first_expiry: dt.datetime | None = None
+
+
 @dataclass(frozen=True)
 class _Storage:
     """One owner's byte quota as it stood before the upload."""
 
     owner: str
     limit: int
-    used: int
+    files: int
+    unfinished: Unfinished = Unfinished()
+
+    @property
+    def used(self) -> int:
+        return self.files + self.unfinished.length
 
     @property
     def room(self) -> int:
@@ -59,13 +82,15 @@ class Quotas:
             self._per_hour = RateLimitItemPerHour(settings.quota_jobs_per_hour)
             self._limiter = shared_limiter(settings, "quota")
 
-    def admit_upload(self, owner: str, declared: int | None) -> uploads.UploadLimits:
+    def admit_upload(
+        self, owner: str, declared: int | None, unfinished: Unfinished | None = None
+    ) -> uploads.UploadLimits:
         """Before the body is read: refuse an upload past the hour's quota or the byte
-        quota (`declared`, its Content-Length, when sent); else the limits it streams
-        under."""
+        quota (`declared`, its Content-Length, when sent; `unfinished` resumable uploads
+        count as if kept); else the limits it streams under."""
         if self._per_hour and not self._limiter.test(self._per_hour, "jobs", owner):
             raise self._too_many_jobs(self._per_hour, owner)
-        stored = self._stored(owner)
+        stored = self._stored(owner, unfinished or Unfinished())
         largest = self._settings.max_upload_bytes
         if stored is not None:
             allowance = uploads.MULTIPART_ALLOWANCE_BYTES
@@ -91,11 +116,11 @@ class Quotas:
         if self._per_hour:
             self._limiter.storage.close()
 
-    def _stored(self, owner: str) -> _Storage | None:
+    def _stored(self, owner: str, unfinished: Unfinished) -> _Storage | None:
         limit = self._settings.quota_stored_bytes
         if not limit:
             return None
-        return _Storage(owner, limit, self._storage.jobs.stored_bytes(owner))
+        return _Storage(owner, limit, self._storage.jobs.stored_bytes(owner), unfinished)
 
     def _too_large(self, stored: _Storage | None, size: int) -> UploadRefused:
         if stored is not None and stored.room < self._settings.max_upload_bytes:
@@ -103,17 +128,38 @@ class Quotas:
         return uploads.too_large(self._settings.max_upload_bytes)
 
     def _over_storage(self, stored: _Storage, **asked: int | None) -> QuotaExceeded:
-        frees_at = self._storage.jobs.next_expiry(stored.owner)
+        unfinished = stored.unfinished
+        expiries = [
+            moment
+            for moment in (
+                _aware(self._storage.jobs.next_expiry(stored.owner)),
+                _aware(unfinished.first_expiry),
+            )
+            if moment is not None
+        ]
+        frees_at = min(expiries, default=None)
         when = f"on {iso(frees_at)}, when the next of them expires" if frees_at else "never"
+        taken = f"Your files take {stored.files}"
+        remedy = "Delete jobs you no longer need (DELETE /jobs/<fid>)"
+        if unfinished.count:
+            taken += (
+                f" and your {unfinished.count} unfinished resumable upload(s) hold "
+                f"{unfinished.length}"
+            )
+            remedy += (
+                " or terminate unfinished uploads you will not complete (DELETE "
+                f"/uploads/<fid>; left alone, the first expires on "
+                f"{iso(unfinished.first_expiry)})"
+            )
         return QuotaExceeded(
             "quota_exceeded",
-            f"Your files take {stored.used} of the {stored.limit} bytes you may keep; this "
-            f"upload does not fit. Delete jobs you no longer need (DELETE /jobs/<fid>); "
-            f"room frees {when}.",
+            f"{taken} of the {stored.limit} bytes you may keep; this upload does not fit. "
+            f"{remedy}; room frees {when}.",
             headers=_retry_after(frees_at),
             quota=STORED_BYTES,
             limit=stored.limit,
             used=stored.used,
+            unfinished_upload_bytes=unfinished.length,
             **asked,
             frees_at=iso(frees_at),
         )

@@ -55,7 +55,7 @@ from mp3common.jobs import CHUNK_SIZE_BYTES, VIDEO_BUCKET, now, parse_id, public
 from mp3common.logs import request_id
 from mp3common.options import OPTION_NAMES
 
-from . import upload_saga, uploads
+from . import quotas, upload_saga, uploads
 from .errors import NotMedia, UploadRefused
 from .services import services
 from .sniff import SNIFF_BYTES, sniff
@@ -224,12 +224,19 @@ def _expiry() -> dt.datetime:
     return now() + dt.timedelta(seconds=current_app.config["SETTINGS"].tus_upload_expiry_seconds)
 
 
-def pending_bytes(database: Database, owner: str) -> int:
-    """The lengths of the owner's unfinished uploads: what they will take once complete."""
+def unfinished_uploads(database: Database, owner: str) -> quotas.Unfinished:
+    """The owner's unfinished uploads, as the byte quota counts them: what they will take
+    once complete, and when the first expires."""
     found = uploads_collection(database).find(
         {"owner": owner, "state": UPLOADING}, projection={"length": 1, "expires_at": 1}
     )
-    return sum(document["length"] for document in found if not _expired(document))
+    live = [document for document in found if not _expired(document)]
+    expiries = [document["expires_at"] for document in live if document.get("expires_at")]
+    return quotas.Unfinished(
+        count=len(live),
+        length=sum(document["length"] for document in live),
+        first_expiry=min(expiries, default=None),
+    )
 
 
 def discard(database: Database, fid: ObjectId) -> None:
@@ -278,7 +285,7 @@ def create_upload():
     # The quotas, as POST /upload asks them before its body: the hour's uploads, the
     # bytes kept (the whole length is known now, and the owner's unfinished uploads count
     # as if they were kept), and the media length to judge on the first bytes.
-    limits = services().quotas.admit_upload(owner, length + pending_bytes(_database(), owner))
+    limits = services().quotas.admit_upload(owner, length, unfinished_uploads(_database(), owner))
     if length > limits.max_bytes:
         raise limits.too_large(length)
     filename = uploads.clean_filename(metadata.get("filename") or metadata.get("name"))
@@ -534,7 +541,7 @@ def _complete(database: Database, fid: ObjectId, length: int):
     stored = uploads.StoredUpload(
         fid, upload.filename, upload.length, upload.content_type or "", options, notes
     )
-    quotas = services().quotas
+    owner_quotas = services().quotas
     try:
         upload_saga.queue_stored_upload(
             stored,
@@ -543,7 +550,7 @@ def _complete(database: Database, fid: ObjectId, length: int):
             request_id=claimed.get("request_id") or request_id.get(),
             storage=services().storage,
             publisher=services().publisher,
-            admit=lambda: quotas.count_job(upload.owner),
+            admit=lambda: owner_quotas.count_job(upload.owner),
         )
     except BaseException:
         # queue_stored_upload removed the file and the job: the upload goes with them.

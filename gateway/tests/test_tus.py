@@ -270,11 +270,20 @@ def test_expired_uploads_are_swept_with_their_chunks(client, alice, media, datab
 @pytest.mark.stack
 def test_unfinished_uploads_count_against_the_byte_quota(make_app, alice):
     client = make_app(QUOTA_STORED_BYTES=str(10 * MiB)).test_client()
-    assert create(client, alice, 6 * MiB).status_code == 201
+    made = create(client, alice, 6 * MiB)
+    assert made.status_code == 201
     refused = create(client, alice, 6 * MiB)
     assert refused.status_code == 413
-    assert refused.get_json()["error"] == "quota_exceeded"
-    assert refused.get_json()["quota"] == "stored_bytes"
+    answer = refused.get_json()
+    assert (answer["error"], answer["quota"]) == ("quota_exceeded", "stored_bytes")
+    # What holds the room is said, how to free it, and when it frees by itself: the
+    # unfinished upload's expiry (no job of hers expires sooner; she has none).
+    assert (answer["used"], answer["unfinished_upload_bytes"]) == (6 * MiB, 6 * MiB)
+    expires = dt.datetime.strptime(made.headers["Upload-Expires"], "%a, %d %b %Y %H:%M:%S GMT")
+    frees_at = dt.datetime.fromisoformat(answer["frees_at"].replace("Z", "+00:00"))
+    assert abs(frees_at.replace(tzinfo=None) - expires) < dt.timedelta(seconds=1)
+    assert "DELETE /uploads/<fid>" in answer["message"]
+    assert "never" not in answer["message"] and "Retry-After" in refused.headers
     assert create(client, alice, 3 * MiB).status_code == 201
 
 
