@@ -111,11 +111,27 @@ def parse_metadata(header: str | None) -> dict[str, str]:
 
 
 def _whole_number(name: str, text: str | None) -> int:
-    if text is None or not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise ApiError(
-            400, f"invalid_{name.lower().replace('-', '_')}", f"{name} must be a whole number."
-        )
+    """A header's whole number, up to int64's 18 digits; ApiError 400 if missing or not."""
+    error = f"invalid_{name.lower().replace('-', '_')}"
+    if text is None:
+        raise ApiError(400, error, f"{name} is required: send it, a whole number of bytes.")
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise ApiError(400, error, f"{name} must be a whole number.")
     return int(text)
+
+
+def _upload_length(text: str | None, max_bytes: int) -> int:
+    """Upload-Length: a whole number; one past int64 is a file too large, not malformed."""
+    if text is not None and text.isascii() and text.isdigit() and len(text) > 18:
+        raise uploads.too_large(max_bytes)
+    return _whole_number("Upload-Length", text)
+
+
+def _empty(status: int):
+    """An answer with no body, hence no Content-Type (Flask would say text/html)."""
+    response = current_app.response_class(status=status)
+    del response.headers["Content-Type"]
+    return response
 
 
 def options_of(metadata: dict[str, str]) -> dict[str, str]:
@@ -252,7 +268,7 @@ def discard(database: Database, fid: ObjectId) -> None:
 def tus_options():
     """What this server speaks: tus 1.0 with creation, termination and expiration."""
     settings = current_app.config["SETTINGS"]
-    response = current_app.response_class(status=204)
+    response = _empty(204)
     response.headers.update(
         {
             "Tus-Version": TUS_VERSION,
@@ -274,7 +290,7 @@ def create_upload():
             "length_required",
             "Send Upload-Length: this server does not take uploads of unknown length.",
         )
-    length = _whole_number("Upload-Length", request.headers.get("Upload-Length"))
+    length = _upload_length(request.headers.get("Upload-Length"), settings.max_upload_bytes)
     _check_version()
     if length > settings.max_upload_bytes:
         raise uploads.too_large(settings.max_upload_bytes)
@@ -310,7 +326,7 @@ def create_upload():
     }
     uploads_collection(_database()).insert_one(document)
     log.info("upload %s created: %d bytes, %s, options %s", fid, length, filename, options)
-    response = current_app.response_class(status=201)
+    response = _empty(201)
     response.headers["Location"] = url_for("tus.upload_offset", fid=str(fid))
     response.headers["Upload-Offset"] = "0"
     response.headers.update(_expires_header(document))
@@ -323,7 +339,7 @@ def upload_offset(fid: str):
     owner = _owner()
     _check_version()
     upload = Upload.from_document(_owned(fid, owner))
-    response = current_app.response_class(status=200)
+    response = _empty(200)
     response.headers["Upload-Offset"] = str(upload.offset)
     response.headers["Upload-Length"] = str(upload.length)
     if upload.state == DONE:
@@ -359,7 +375,7 @@ def terminate_upload(fid: str):
         )
     chunks_collection(database).delete_many({"files_id": document["_id"]})
     log.info("upload %s terminated by its owner at %d bytes", fid, document["offset"])
-    return current_app.response_class(status=204)
+    return _empty(204)
 
 
 @bp.route("/uploads/<fid>", methods=["PATCH"])
@@ -418,7 +434,7 @@ def patch_upload(fid: str):
         raise _past_length(writer.length, start=offset)
     writer.save()
     if writer.offset < writer.length:
-        response = current_app.response_class(status=204)
+        response = _empty(204)
         response.headers["Upload-Offset"] = str(writer.offset)
         response.headers.update(_expires_header({"expires_at": writer.expires_at}))
         return response

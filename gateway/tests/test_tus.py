@@ -104,6 +104,13 @@ def test_options_says_what_the_server_speaks(client):
     assert answer.headers["Tus-Version"] == "1.0.0"
     assert answer.headers["Tus-Extension"] == "creation,termination,expiration"
     assert int(answer.headers["Tus-Max-Size"]) > 0
+    assert "Content-Type" not in answer.headers  # no body, so no text/html
+
+
+def test_a_missing_length_is_said_to_be_required(client, alice):
+    answer = client.post("/uploads", headers={**TUS, **alice.headers})
+    assert (answer.status_code, answer.get_json()["error"]) == (400, "invalid_upload_length")
+    assert "Upload-Length is required" in answer.get_json()["message"]
 
 
 # Each row: the request's headers beside a valid token, then the exact status and error.
@@ -117,6 +124,7 @@ REFUSED_CREATIONS = [
     ("deferred-length", {**TUS, "Upload-Defer-Length": "1"}, 400, "length_required"),
     ("empty", {**TUS, "Upload-Length": "0"}, 400, "empty_file"),
     ("too-large", {**TUS, "Upload-Length": str(10**15)}, 413, "file_too_large"),
+    ("past-int64", {**TUS, "Upload-Length": str(10**19)}, 413, "file_too_large"),
     ("bad-option", {**TUS, "Upload-Length": "10", "Upload-Metadata": metadata(format="ogg")},
      400, "invalid_option"),
     ("bad-metadata", {**TUS, "Upload-Length": "10", "Upload-Metadata": "filename !!"}, 400,
