@@ -163,6 +163,8 @@ def test_log_in_convert_with_options_download_and_delete(page, person, tmp_path)
 
     row.get_by_role("button", name="Delete holiday.mp4").click()
     row.wait_for(state="detached")
+    # Focus goes to the list's heading (no other row), not back to the page's start.
+    page.wait_for_function("() => document.activeElement.id === 'jobs-title'")
     assert (
         api_session(address, password).get(f"{GATEWAY_URL}/jobs", timeout=10).json()["total"] == 0
     )
@@ -176,6 +178,7 @@ def test_log_in_convert_with_options_download_and_delete(page, person, tmp_path)
     refused_upload = page.locator("#uploads li", has_text="Not uploaded")
     refused_upload.get_by_role("button", name="Dismiss the upload of holiday.mp4").click()
     refused_upload.wait_for(state="detached")
+    assert page.evaluate("() => document.activeElement.id") == "choose"
 
 
 def test_pause_resume_and_a_dropped_connection_resume_the_upload(page, context, person, tmp_path):
@@ -333,3 +336,18 @@ def test_after_a_reload_other_options_start_a_new_upload_and_the_same_ones_resum
     assert ("HEAD", first) in calls and ("PATCH", first) in calls
     assert not [call for call in calls if call[0] == "POST"]
     assert "MP3" in resumed.inner_text()
+
+
+def test_log_out_forgets_the_upload_addresses_kept_for_resuming(page, person, tmp_path):
+    address, password = person
+    page.goto(f"{GATEWAY_URL}/")
+    log_in(page, address, password)
+    clip = make_clip(tmp_path / "kept.mp4", 2, size="64x48", args=["-c:v", "mpeg4", "-c:a", "aac"])
+    held = []
+    page.route(re.compile(r"/uploads/[^/?]+$"), lambda route: held.append(route))
+    page.locator("#file-input").set_input_files(str(clip))
+    stored = "() => Object.keys(localStorage).filter((k) => k.startsWith('tus::')).length"
+    page.wait_for_function(f"() => ({stored})() > 0")  # an unfinished upload, kept for resuming
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("heading", name="Log in").wait_for()
+    assert page.evaluate(stored) == 0

@@ -120,8 +120,17 @@
     }
   }
 
+  /** A person who logs out leaves no upload addresses behind in this browser. */
+  function forgetStoredUploads() {
+    for (const key of Object.keys(localStorage)) {
+      if (key.startsWith("tus::")) localStorage.removeItem(key);
+    }
+  }
+
   function logout(message) {
     for (const item of uploads) item.upload.abort();
+    // An ended session keeps them: "an upload resumes when you add the same file" after login.
+    if (typeof message !== "string") forgetStoredUploads();
     uploads.clear();
     $("#uploads").replaceChildren();
     token = null;
@@ -319,7 +328,9 @@
       const failed = item.state === "failed";
       item.state = "removed";
       uploads.delete(item);
+      const neighbours = [row.nextElementSibling, row.previousElementSibling];
       row.remove();
+      if (!neighbours.some(focusIn)) $("#choose").focus();
       if (failed) return;  // the server keeps nothing of it already
       item.upload.abort(true).catch(() => {});
       notice(`The upload of ${file.name} was cancelled.`);
@@ -401,11 +412,11 @@
       $("." + cls, row).setAttribute("aria-label", `${verb} ${name}`);
     }
     $(".download", row).addEventListener("click", () => download(job.fid, name));
-    $(".cancel", row).addEventListener("click", () => act("POST", `/jobs/${job.fid}/cancel`, `${name}: cancelled.`));
-    $(".retry", row).addEventListener("click", () => act("POST", `/jobs/${job.fid}/retry`, `${name}: queued again.`));
-    $(".delete", row).addEventListener("click", () => {
+    $(".cancel", row).addEventListener("click", (event) => act("POST", `/jobs/${job.fid}/cancel`, `${name}: cancelled.`, event.currentTarget));
+    $(".retry", row).addEventListener("click", (event) => act("POST", `/jobs/${job.fid}/retry`, `${name}: queued again.`, event.currentTarget));
+    $(".delete", row).addEventListener("click", (event) => {
       if (window.confirm(`Delete ${name} and its converted file?`)) {
-        act("DELETE", `/jobs/${job.fid}`, `${name}: deleted.`);
+        act("DELETE", `/jobs/${job.fid}`, `${name}: deleted.`, event.currentTarget);
       }
     });
     jobRows.set(job.fid, row);
@@ -464,7 +475,23 @@
     if (token) jobsTimer = setTimeout(refreshJobs, JOBS_EVERY_MS);
   }
 
-  async function act(method, path, done) {
+  /** Focus the first visible button of `row`, if it is still on the page; whether it did. */
+  function focusIn(row) {
+    const button = row && row.isConnected
+      ? [...row.querySelectorAll(".actions button")].find((b) => !b.hidden)
+      : null;
+    if (button) button.focus();
+    return Boolean(button);
+  }
+
+  /**
+   * Do a job's action; when it hid the pressed button (Cancel, Retry) or removed its row
+   * (Delete), focus goes to the row's next button, else a neighbouring row's, else the list's
+   * heading, not to the page's start.
+   */
+  async function act(method, path, done, pressed) {
+    const row = pressed.closest("li");
+    const neighbours = [row, row.nextElementSibling, row.previousElementSibling];
     showError("");
     try {
       await api(path, { method });
@@ -472,8 +499,13 @@
     } catch (err) {
       showError(messageOf(err));
     }
-    refreshJobs();
+    await refreshJobs();
+    if (pressed.isConnected && !pressed.hidden) return;
+    const focused = document.activeElement;  // moved on meanwhile: leave it be
+    if (focused && focused !== pressed && focused !== document.body) return;
+    if (!neighbours.some(focusIn)) $("#jobs-title").focus();
   }
+
 
   function filenameOf(response, fallback) {
     const header = response.headers.get("Content-Disposition") || "";
