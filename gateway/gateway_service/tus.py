@@ -56,9 +56,9 @@ from mp3common.logs import request_id
 from mp3common.options import OPTION_NAMES
 
 from . import quotas, upload_saga, uploads
-from .errors import NotMedia, UploadRefused
+from .errors import UploadRefused
 from .services import services
-from .sniff import SNIFF_BYTES, sniff
+from .sniff import SNIFF_BYTES
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tus", __name__)
@@ -650,13 +650,7 @@ class PatchWriter:
             if len(self.buffer) < needed:
                 self._keep_alive()
                 return
-            found = sniff(bytes(self.buffer[:SNIFF_BYTES]), ffmpeg=ffmpeg)
-            if found is None:
-                raise NotMedia(
-                    "unsupported_media_type",
-                    "The file is not a video or audio file (judged by its content, not its "
-                    "name); send a video such as MP4, MKV, WebM, MOV or AVI.",
-                )
+            found = uploads.media_of(bytes(self.buffer[:SNIFF_BYTES]), ffmpeg=ffmpeg)
             if self.document.get("max_media_seconds") and found.duration_seconds:
                 limits = services().quotas.admit_upload(self.document["owner"], None)
                 options = self.document.get("options") or {}

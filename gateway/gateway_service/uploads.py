@@ -31,7 +31,7 @@ from mp3common.options import DEFAULT_OPTIONS, ConversionOptions, InvalidOption,
 
 from .errors import InvalidUploadOption, NotMedia, UploadRefused, UploadTooLarge
 from .gridfs_writer import GridFSUpload
-from .sniff import SNIFF_BYTES, sniff
+from .sniff import SNIFF_BYTES, Sniffed, sniff
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,19 @@ def judge_options(fields: dict[str, str]) -> tuple[ConversionOptions, list[str]]
         return parse_options(fields)
     except InvalidOption as exc:
         raise invalid_option(exc) from None
+
+
+def media_of(head: bytes, *, ffmpeg: str) -> Sniffed:
+    """What the upload's first bytes say (sniff.py); NotMedia when they are not a video
+    or audio file. Both ways to upload (this form, tus.py) refuse with these words."""
+    found = sniff(head, ffmpeg=ffmpeg)
+    if found is None:
+        raise NotMedia(
+            "unsupported_media_type",
+            "The file is not a video or audio file (judged by its content, not its "
+            "name); send a video such as MP4, MKV, WebM, MOV or AVI.",
+        )
+    return found
 
 
 def check_media_length(
@@ -230,13 +243,7 @@ class _Receiver:
             self.field_name = None
 
     def _start_storing(self) -> None:
-        found = sniff(bytes(self.head), ffmpeg=self.ffmpeg)
-        if found is None:
-            raise NotMedia(
-                "unsupported_media_type",
-                "The file is not a video or audio file (judged by its content, not its "
-                "name); send a video such as MP4, MKV, WebM, MOV or AVI.",
-            )
+        found = media_of(bytes(self.head), ffmpeg=self.ffmpeg)
         self.content_type, self.duration_seconds = found.content_type, found.duration_seconds
         check_media_length(self.limits, self.fields, found.duration_seconds)
         self.stored_file = GridFSUpload(
