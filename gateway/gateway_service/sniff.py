@@ -42,9 +42,3 @@ def sniff(head: bytes, *, ffmpeg: str) -> Sniffed | None:
         log.info("not media: format %s, score %d", result.format, result.score)
         return None
     return Sniffed(media.mime_type(result, head), result.duration_seconds)
-
-
-def media_type(head: bytes, *, ffmpeg: str) -> str | None:
-    """The MIME type of the media file `head` starts, or None when it is not one."""
-    found = sniff(head, ffmpeg=ffmpeg)
-    return found.content_type if found else None

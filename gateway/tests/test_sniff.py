@@ -12,7 +12,7 @@ import zipfile
 import imageio_ffmpeg
 import pytest
 
-from gateway_service.sniff import SNIFF_BYTES, media_type
+from gateway_service.sniff import SNIFF_BYTES, sniff
 from mp3testing.media import make_clip
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -57,7 +57,7 @@ def test_a_real_container_is_recognised(container, tmp_path):
     picture, args = MADE_BY_FFMPEG[container]
     clip = make_clip(tmp_path / f"clip.{container}", 1, video=picture, args=args)
     head = clip.read_bytes()
-    assert media_type(head[:SNIFF_BYTES], ffmpeg=FFMPEG) is not None
+    assert sniff(head[:SNIFF_BYTES], ffmpeg=FFMPEG) is not None
 
 
 def _zip() -> bytes:
@@ -99,7 +99,7 @@ def _zip() -> bytes:
     ],
 )
 def test_what_is_not_media_is_refused(head):
-    assert media_type(head, ffmpeg=FFMPEG) is None
+    assert sniff(head, ffmpeg=FFMPEG) is None
 
 
 @pytest.mark.parametrize("image", ["png", "jpg", "gif", "bmp", "tiff", "webp"])
@@ -111,7 +111,7 @@ def test_a_real_image_is_refused(image, tmp_path):
         + [str(path)],
         check=True,
     )
-    assert media_type(path.read_bytes(), ffmpeg=FFMPEG) is None
+    assert sniff(path.read_bytes(), ffmpeg=FFMPEG) is None
 
 
 @pytest.mark.parametrize(
@@ -127,4 +127,4 @@ def test_a_real_image_is_refused(image, tmp_path):
     ids=["srt", "webvtt", "concat-list", "m3u8-playlist", "html", "json"],
 )
 def test_text_that_ffmpeg_could_follow_or_show_is_refused(text):
-    assert media_type(text.encode(), ffmpeg=FFMPEG) is None
+    assert sniff(text.encode(), ffmpeg=FFMPEG) is None
